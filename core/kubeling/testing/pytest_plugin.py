@@ -1,0 +1,5 @@
+"""kubeling's pytest plugin (entry point ``pytest11``): fixtures for plugin authors.
+
+Contract suites live beside it (:mod:`kubeling.testing.storage_contract`, ...); subclass
+them in your plugin's tests.
+"""
