@@ -354,6 +354,7 @@ def _problems_from(exc: BaseException, cls: type, path: tuple[str, ...],
         if isinstance(e, ClassValidationError | IterableValidationError):
             for sub in e.exceptions:
                 sub_path = p
+                sub_type = None
                 for note in getattr(sub, "__notes__", []):
                     name = getattr(note, "name", None)
                     index = getattr(note, "index", None)
@@ -361,7 +362,8 @@ def _problems_from(exc: BaseException, cls: type, path: tuple[str, ...],
                         sub_path = (*p, str(name))
                     elif index is not None:
                         sub_path = (*p, str(index))
-                walk(sub, sub_path, None)
+                    sub_type = getattr(note, "type", sub_type)
+                walk(sub, sub_path, sub_type)
             return
         if isinstance(e, ExceptionGroup):
             for sub in e.exceptions:
@@ -370,8 +372,10 @@ def _problems_from(exc: BaseException, cls: type, path: tuple[str, ...],
         message = str(e)
         if isinstance(e, KeyError):
             message = "required key is missing"
-        elif isinstance(e, ValueError) and "is not a valid" in message:
-            message = message.replace("'", "")
+        elif isinstance(cls_, type) and issubclass(cls_, enum.Enum):
+            value = message.split(" is not a valid")[0]
+            choices = ", ".join(str(m.value) for m in cls_)
+            message = f"{value} is not one of: {choices}"
         out.append(ConfigProblem(".".join(p), message, line_for(p), source))
 
     walk(exc, path, cls)
