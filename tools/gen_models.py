@@ -731,6 +731,8 @@ def emit_module(module: str, classes: list[ClassDef], by_client: dict[str, Class
     lines = [HEADER.format(title=MODULE_TITLES[module], client=client_version)]
     lines.append(f"from typing import {', '.join(typing_names)}\n")
     lines.append("import attrs\n")
+    if imports:
+        lines.append("")
     for mod in MODULE_ORDER:
         if mod in imports:
             names = ", ".join(sorted(imports[mod]))
@@ -809,6 +811,9 @@ def ruff_fix(files: dict[str, str]) -> dict[str, str]:
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         pkg = Path(tmp) / "kubeling" / "api" / "objects"
         pkg.mkdir(parents=True)
+        # Package markers, so that ruff sorts kubeling imports as first-party, as in place.
+        for marker in (pkg.parent.parent, pkg.parent):
+            (marker / "__init__.py").write_text("", encoding="utf-8")
         for name, text in files.items():
             (pkg / name).write_text(text, encoding="utf-8")
         cfg = ["--config", str(ROOT / "pyproject.toml")]

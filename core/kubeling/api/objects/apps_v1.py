@@ -8,6 +8,7 @@ generator and run it again.
 from typing import Any, ClassVar
 
 import attrs
+
 from kubeling.api.objects.core_v1 import PersistentVolumeClaim, PodTemplateSpec
 from kubeling.api.objects.meta import IntOrString, LabelSelector, ObjectMeta, Time
 

@@ -8,6 +8,7 @@ generator and run it again.
 from typing import ClassVar
 
 import attrs
+
 from kubeling.api.objects.meta import ObjectMeta
 
 __all__ = ["Scale", "ScaleSpec", "ScaleStatus"]

@@ -8,6 +8,7 @@ generator and run it again.
 from typing import ClassVar
 
 import attrs
+
 from kubeling.api.objects.core_v1 import ObjectReference, PodTemplateSpec
 from kubeling.api.objects.meta import LabelSelector, ObjectMeta, Time
 from kubeling.api.objects.scheduling_v1alpha3 import (

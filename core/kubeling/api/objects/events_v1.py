@@ -8,6 +8,7 @@ generator and run it again.
 from typing import ClassVar
 
 import attrs
+
 from kubeling.api.objects.core_v1 import EventSource, ObjectReference
 from kubeling.api.objects.meta import MicroTime, ObjectMeta, Time
 
