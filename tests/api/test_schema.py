@@ -340,7 +340,6 @@ def test_unknown_names_know_nothing() -> None:
     for node in (
         pod.field("nope"),
         pod.field("spec").field("nope").field("deeper"),
-        pod.field("metadata").field("labels").field("x"),
         pod.field("spec").field("containers").field("name"),
         pod.item(),
         UNKNOWN_SCHEMA.item().field("x"),
@@ -350,6 +349,9 @@ def test_unknown_names_know_nothing() -> None:
         assert node.fields == {}
     labels = pod.field("metadata").field("labels")
     assert labels.kind == MAP and labels.item().kind == SCALAR
+    # the patch engine treats a map's keys like fields: any key gives the value's node
+    assert labels.field("app") is labels.item()
+    assert labels.field("app").field("x").kind == UNKNOWN
 
 
 def test_free_form_positions() -> None:

@@ -154,7 +154,9 @@ class Schema:
     # ----- strategic-merge-patch metadata protocol -------------------------------------
 
     def field(self, name: str) -> Schema:
-        """Node of field ``name`` of an object node; the unknown node otherwise."""
+        """Node of field ``name`` of an object, of any key's value of a map; else unknown."""
+        if self.kind == MAP:
+            return self.item()
         if self.kind != OBJECT:
             return UNKNOWN_SCHEMA
         info = self.fields.get(name)
