@@ -86,12 +86,17 @@ def shape_matches(ours: Any, theirs: str) -> bool:
 def test_model_has_the_clients_fields(cls: type) -> None:
     client = getattr(client_models, client_class_name(cls.openapi_name))
     ours = {a.metadata["json"] for a in attrs.fields(cls)}
-    assert ours == set(client.attribute_map.values())
+    theirs = set(client.attribute_map.values())
+    assert ours == theirs, (
+        f"{cls.__name__} drifted from the installed kubernetes client: missing "
+        f"{sorted(theirs - ours)}, extra {sorted(ours - theirs)}; run tools/gen_models.py"
+    )
     hints = typing.get_type_hints(cls)
     by_wire = {a.metadata["json"]: a.name for a in attrs.fields(cls)}
     for attr, wire in client.attribute_map.items():
-        theirs = client.openapi_types[attr]
-        assert shape_matches(hints[by_wire[wire]], theirs), (wire, hints[by_wire[wire]], theirs)
+        client_type = client.openapi_types[attr]
+        ours_type = hints[by_wire[wire]]
+        assert shape_matches(ours_type, client_type), (wire, ours_type, client_type)
 
 
 def test_every_type_the_kinds_refer_to_has_a_model() -> None:

@@ -1983,7 +1983,10 @@ class Event:
     API_VERSION: ClassVar[str] = "v1"
     KIND: ClassVar[str] = "Event"
 
-    action: str | None = attrs.field(default=None, metadata={"json": "action"})
+    action: str | None = attrs.field(
+        default=None,
+        metadata={"json": "action", "doc": "What was done (or failed) about the object."},
+    )
     api_version: str | None = attrs.field(
         default=None,
         metadata={
@@ -1991,23 +1994,53 @@ class Event:
             "doc": "Group and version of this object's schema, e.g. 'v1' or 'apps/v1'.",
         },
     )
-    count: int | None = attrs.field(default=None, metadata={"json": "count", "format": "int32"})
+    count: int | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "count",
+            "doc": "How many times this event has occurred.",
+            "format": "int32",
+        },
+    )
     event_time: MicroTime | None = attrs.field(
-        default=None, metadata={"json": "eventTime", "format": "date-time"}
+        default=None,
+        metadata={
+            "json": "eventTime",
+            "doc": "When the event was first observed (microsecond precision).",
+            "format": "date-time",
+        },
     )
     first_timestamp: Time | None = attrs.field(
-        default=None, metadata={"json": "firstTimestamp", "format": "date-time"}
+        default=None,
+        metadata={
+            "json": "firstTimestamp",
+            "doc": "When the event was first recorded.",
+            "format": "date-time",
+        },
     )
     involved_object: ObjectReference | None = attrs.field(
-        default=None, metadata={"json": "involvedObject", "required": True}
+        default=None,
+        metadata={
+            "json": "involvedObject",
+            "doc": "The object this event is about.",
+            "required": True,
+        },
     )
     kind: str | None = attrs.field(
         default=None, metadata={"json": "kind", "doc": "Name of this object's type, e.g. 'Pod'."}
     )
     last_timestamp: Time | None = attrs.field(
-        default=None, metadata={"json": "lastTimestamp", "format": "date-time"}
+        default=None,
+        metadata={
+            "json": "lastTimestamp",
+            "doc": "When the event was most recently recorded.",
+            "format": "date-time",
+        },
     )
-    message: str | None = attrs.field(default=None, metadata={"json": "message"})
+    message: str | None = attrs.field(
+        default=None,
+        metadata={"json": "message", "doc": "Human-readable description of what happened."},
+    )
     metadata: ObjectMeta | None = attrs.field(
         default=None,
         metadata={
@@ -2016,17 +2049,40 @@ class Event:
             "required": True,
         },
     )
-    reason: str | None = attrs.field(default=None, metadata={"json": "reason"})
-    related: ObjectReference | None = attrs.field(default=None, metadata={"json": "related"})
+    reason: str | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "reason",
+            "doc": "Short CamelCase reason, e.g. 'Scheduled' or 'BackOff'.",
+        },
+    )
+    related: ObjectReference | None = attrs.field(
+        default=None, metadata={"json": "related", "doc": "A second object involved, if any."}
+    )
     reporting_component: str | None = attrs.field(
-        default=None, metadata={"json": "reportingComponent"}
+        default=None,
+        metadata={
+            "json": "reportingComponent",
+            "doc": "Component that reported the event, e.g. 'kubelet'.",
+        },
     )
     reporting_instance: str | None = attrs.field(
-        default=None, metadata={"json": "reportingInstance"}
+        default=None,
+        metadata={
+            "json": "reportingInstance",
+            "doc": "Instance of the reporting component, e.g. a node name.",
+        },
     )
-    series: EventSeries | None = attrs.field(default=None, metadata={"json": "series"})
-    source: EventSource | None = attrs.field(default=None, metadata={"json": "source"})
-    type: str | None = attrs.field(default=None, metadata={"json": "type"})
+    series: EventSeries | None = attrs.field(
+        default=None, metadata={"json": "series", "doc": "Data about a series of repeated events."}
+    )
+    source: EventSource | None = attrs.field(
+        default=None,
+        metadata={"json": "source", "doc": "Component and host that reported the event."},
+    )
+    type: str | None = attrs.field(
+        default=None, metadata={"json": "type", "doc": "'Normal' or 'Warning'."}
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -2837,9 +2893,13 @@ class PersistentVolumeClaim:
             "doc": "Name, namespace, labels, annotations and other object metadata.",
         },
     )
-    spec: PersistentVolumeClaimSpec | None = attrs.field(default=None, metadata={"json": "spec"})
+    spec: PersistentVolumeClaimSpec | None = attrs.field(
+        default=None,
+        metadata={"json": "spec", "doc": "Requested storage: size, access modes, storage class."},
+    )
     status: PersistentVolumeClaimStatus | None = attrs.field(
-        default=None, metadata={"json": "status"}
+        default=None,
+        metadata={"json": "status", "doc": "Observed binding phase and capacity of the claim."},
     )
 
 
@@ -4067,7 +4127,11 @@ class ServiceAccount:
         },
     )
     automount_service_account_token: bool | None = attrs.field(
-        default=None, metadata={"json": "automountServiceAccountToken"}
+        default=None,
+        metadata={
+            "json": "automountServiceAccountToken",
+            "doc": "Mount an API token into pods by default.",
+        },
     )
     image_pull_secrets: list[LocalObjectReference] | None = attrs.field(
         default=None,

@@ -38,7 +38,10 @@ class Event:
     API_VERSION: ClassVar[str] = "events.k8s.io/v1"
     KIND: ClassVar[str] = "Event"
 
-    action: str | None = attrs.field(default=None, metadata={"json": "action"})
+    action: str | None = attrs.field(
+        default=None,
+        metadata={"json": "action", "doc": "What was done (or failed) about the object."},
+    )
     api_version: str | None = attrs.field(
         default=None,
         metadata={
@@ -47,19 +50,41 @@ class Event:
         },
     )
     deprecated_count: int | None = attrs.field(
-        default=None, metadata={"json": "deprecatedCount", "format": "int32"}
+        default=None,
+        metadata={
+            "json": "deprecatedCount",
+            "doc": "Repeat count copied from a core/v1 Event.",
+            "format": "int32",
+        },
     )
     deprecated_first_timestamp: Time | None = attrs.field(
-        default=None, metadata={"json": "deprecatedFirstTimestamp", "format": "date-time"}
+        default=None,
+        metadata={
+            "json": "deprecatedFirstTimestamp",
+            "doc": "First timestamp copied from a core/v1 Event.",
+            "format": "date-time",
+        },
     )
     deprecated_last_timestamp: Time | None = attrs.field(
-        default=None, metadata={"json": "deprecatedLastTimestamp", "format": "date-time"}
+        default=None,
+        metadata={
+            "json": "deprecatedLastTimestamp",
+            "doc": "Last timestamp copied from a core/v1 Event.",
+            "format": "date-time",
+        },
     )
     deprecated_source: EventSource | None = attrs.field(
-        default=None, metadata={"json": "deprecatedSource"}
+        default=None,
+        metadata={"json": "deprecatedSource", "doc": "Source copied from a core/v1 Event."},
     )
     event_time: MicroTime | None = attrs.field(
-        default=None, metadata={"json": "eventTime", "format": "date-time", "required": True}
+        default=None,
+        metadata={
+            "json": "eventTime",
+            "doc": "When the event was first observed (microsecond precision).",
+            "format": "date-time",
+            "required": True,
+        },
     )
     kind: str | None = attrs.field(
         default=None, metadata={"json": "kind", "doc": "Name of this object's type, e.g. 'Pod'."}
@@ -71,15 +96,40 @@ class Event:
             "doc": "Name, namespace, labels, annotations and other object metadata.",
         },
     )
-    note: str | None = attrs.field(default=None, metadata={"json": "note"})
-    reason: str | None = attrs.field(default=None, metadata={"json": "reason"})
-    regarding: ObjectReference | None = attrs.field(default=None, metadata={"json": "regarding"})
-    related: ObjectReference | None = attrs.field(default=None, metadata={"json": "related"})
+    note: str | None = attrs.field(
+        default=None,
+        metadata={"json": "note", "doc": "Human-readable description of what happened."},
+    )
+    reason: str | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "reason",
+            "doc": "Short CamelCase reason, e.g. 'Scheduled' or 'BackOff'.",
+        },
+    )
+    regarding: ObjectReference | None = attrs.field(
+        default=None, metadata={"json": "regarding", "doc": "The object this event is about."}
+    )
+    related: ObjectReference | None = attrs.field(
+        default=None, metadata={"json": "related", "doc": "A second object involved, if any."}
+    )
     reporting_controller: str | None = attrs.field(
-        default=None, metadata={"json": "reportingController"}
+        default=None,
+        metadata={
+            "json": "reportingController",
+            "doc": "Controller that reported the event, e.g. 'kubelet'.",
+        },
     )
     reporting_instance: str | None = attrs.field(
-        default=None, metadata={"json": "reportingInstance"}
+        default=None,
+        metadata={
+            "json": "reportingInstance",
+            "doc": "Instance of the reporting component, e.g. a node name.",
+        },
     )
-    series: EventSeries | None = attrs.field(default=None, metadata={"json": "series"})
-    type: str | None = attrs.field(default=None, metadata={"json": "type"})
+    series: EventSeries | None = attrs.field(
+        default=None, metadata={"json": "series", "doc": "Data about a series of repeated events."}
+    )
+    type: str | None = attrs.field(
+        default=None, metadata={"json": "type", "doc": "'Normal' or 'Warning'."}
+    )

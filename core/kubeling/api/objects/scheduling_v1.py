@@ -30,7 +30,10 @@ class PriorityClass:
             "doc": "Group and version of this object's schema, e.g. 'v1' or 'apps/v1'.",
         },
     )
-    description: str | None = attrs.field(default=None, metadata={"json": "description"})
+    description: str | None = attrs.field(
+        default=None,
+        metadata={"json": "description", "doc": "Free text on when to use this class."},
+    )
     global_default: bool | None = attrs.field(
         default=None,
         metadata={"json": "globalDefault", "doc": "Use this class for pods that name none."},
@@ -45,7 +48,10 @@ class PriorityClass:
             "doc": "Name, namespace, labels, annotations and other object metadata.",
         },
     )
-    preemption_policy: str | None = attrs.field(default=None, metadata={"json": "preemptionPolicy"})
+    preemption_policy: str | None = attrs.field(
+        default=None,
+        metadata={"json": "preemptionPolicy", "doc": "PreemptLowerPriority (default) or Never."},
+    )
     value: int | None = attrs.field(
         default=None,
         metadata={
