@@ -735,10 +735,10 @@ def label_selector_from_dict(
     operators ``In``, ``NotIn``, ``Exists`` and ``DoesNotExist``; all terms are ANDed.
 
     Kubernetes distinguishes the *absent* selector from the *empty* one: an empty selector
-    (``{}``, or no terms) matches everything, while an absent one matches nothing for most
-    consumers (``LabelSelectorAsSelector``: Deployments, ReplicaSets, PodDisruptionBudgets,
-    ...). A few fields read an absent selector as "everything" (e.g. a NetworkPolicy peer's
-    ``namespaceSelector`` next to a ``podSelector``), so the caller picks with ``none_means``.
+    (``{}``, or no terms) matches everything, while an absent one matches nothing
+    (Kubernetes' ``LabelSelectorAsSelector``, used for workload selectors, pod affinity
+    terms, PodDisruptionBudgets, ...). Where a field's documentation gives an absent
+    selector another meaning, the caller says so with ``none_means="everything"``.
 
     :param selector: the selector object, or None when the field is absent.
     :param none_means: what ``None`` selects: ``"nothing"`` (default) or ``"everything"``.
