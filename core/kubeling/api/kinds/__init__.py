@@ -1,0 +1,112 @@
+"""The built-in kinds: core/v1, apps/v1, coordination.k8s.io/v1 and discovery.k8s.io/v1.
+
+:func:`builtin_kinds` returns their :class:`~kubeling.api.registry.KindInfo`: names,
+scope, short names, categories, subresources, field selectors and the strategy holding
+each kind's defaults, validation, update, delete and table rules.  The attrs models
+(``kubeling.api.objects``) are looked up when the list is built, so this package imports
+without them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from kubeling.api.kinds._common import BuiltinStrategy, age_column, format_age, human_duration
+from kubeling.api.kinds.apps_v1 import DeploymentStrategy, ReplicaSetStrategy
+from kubeling.api.kinds.coordination_v1 import LeaseStrategy
+from kubeling.api.kinds.core_v1 import (
+    ConfigMapStrategy,
+    EndpointsStrategy,
+    EventStrategy,
+    NamespaceStrategy,
+    NodeStrategy,
+    PodStrategy,
+    SecretStrategy,
+    ServiceAccountStrategy,
+    ServiceStrategy,
+)
+from kubeling.api.kinds.discovery_v1 import EndpointSliceStrategy
+from kubeling.api.registry import KindInfo
+
+__all__ = [
+    "BuiltinStrategy",
+    "ConfigMapStrategy",
+    "DeploymentStrategy",
+    "EndpointSliceStrategy",
+    "EndpointsStrategy",
+    "EventStrategy",
+    "LeaseStrategy",
+    "NamespaceStrategy",
+    "NodeStrategy",
+    "PodStrategy",
+    "ReplicaSetStrategy",
+    "SecretStrategy",
+    "ServiceAccountStrategy",
+    "ServiceStrategy",
+    "age_column",
+    "builtin_kinds",
+    "format_age",
+    "human_duration",
+    "model_ref",
+]
+
+log = logging.getLogger(__name__)
+
+
+def model_ref(module: str, name: str) -> type | None:
+    """The attrs model ``kubeling.api.objects.<module>.<name>``, or None if it is not there
+    (yet): kinds are served from dicts either way."""
+    try:
+        return getattr(importlib.import_module(f"kubeling.api.objects.{module}"), name)
+    except (ImportError, AttributeError):
+        log.debug("no model kubeling.api.objects.%s.%s", module, name)
+        return None
+
+
+def _kind(group: str, version: str, kind: str, plural: str, strategy: BuiltinStrategy, *,
+          module: str, namespaced: bool = True, short_names: tuple[str, ...] = (),
+          categories: tuple[str, ...] = (), subresources: tuple[str, ...] | None = None
+          ) -> KindInfo:
+    if subresources is None:
+        subresources = ("status",) if strategy.has_status else ()
+    return KindInfo(group=group, version=version, kind=kind, plural=plural,
+                    singular=kind.lower(), namespaced=namespaced,
+                    model=model_ref(module, kind), strategy=strategy,
+                    short_names=short_names, categories=categories,
+                    subresources=subresources, field_selectors=strategy.field_selectors)
+
+
+def builtin_kinds() -> list[KindInfo]:
+    """The kinds the core serves, each with a fresh strategy."""
+    core = ("", "v1")
+    apps = ("apps", "v1")
+    return [
+        _kind(*core, "Namespace", "namespaces", NamespaceStrategy(), module="core_v1",
+              namespaced=False, short_names=("ns",), subresources=("status", "finalize")),
+        _kind(*core, "Node", "nodes", NodeStrategy(), module="core_v1", namespaced=False,
+              short_names=("no",)),
+        # log, exec, attach, portforward and eviction are to be served later
+        _kind(*core, "Pod", "pods", PodStrategy(), module="core_v1", short_names=("po",),
+              categories=("all",), subresources=("status", "binding")),
+        _kind(*core, "Service", "services", ServiceStrategy(), module="core_v1",
+              short_names=("svc",), categories=("all",)),
+        _kind(*core, "Endpoints", "endpoints", EndpointsStrategy(), module="core_v1",
+              short_names=("ep",)),
+        _kind(*core, "ConfigMap", "configmaps", ConfigMapStrategy(), module="core_v1",
+              short_names=("cm",)),
+        _kind(*core, "Secret", "secrets", SecretStrategy(), module="core_v1"),
+        _kind(*core, "ServiceAccount", "serviceaccounts", ServiceAccountStrategy(),
+              module="core_v1", short_names=("sa",)),
+        _kind(*core, "Event", "events", EventStrategy(), module="core_v1",
+              short_names=("ev",)),
+        _kind(*apps, "ReplicaSet", "replicasets", ReplicaSetStrategy(), module="apps_v1",
+              short_names=("rs",), categories=("all",), subresources=("status", "scale")),
+        _kind(*apps, "Deployment", "deployments", DeploymentStrategy(), module="apps_v1",
+              short_names=("deploy",), categories=("all",),
+              subresources=("status", "scale")),
+        _kind("coordination.k8s.io", "v1", "Lease", "leases", LeaseStrategy(),
+              module="coordination_v1"),
+        _kind("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices",
+              EndpointSliceStrategy(), module="discovery_v1"),
+    ]
