@@ -34,7 +34,6 @@ from kubeling.api.kinds._common import (
     label_value_causes,
     meta,
     non_special_ip_causes,
-    now,
     parse_ip,
     parse_time,
     port_num_or_name_causes,
@@ -286,7 +285,8 @@ def _taint_causes(taints: list[Any], path: str) -> list[Cause]:
             causes.append(Cause.not_supported(f"{tpath}.effect", effect, TAINT_EFFECTS))
         key = (taint.get("key"), effect)
         if key in seen:
-            dup = Cause.duplicate(tpath, taint)
+            shown = {k: taint[k] for k in ("key", "value", "effect", "timeAdded") if taint.get(k)}
+            dup = Cause.duplicate(tpath, shown)
             causes.append(Cause(dup.field, dup.message + ": taints must be unique by key and "
                                                          "effect pair", dup.reason))
             continue
@@ -550,7 +550,7 @@ def pod_restarts(pod: Obj) -> str:
     """The RESTARTS cell: ``0``, or ``3 (5m ago)``."""
     *_, restarts, last = _pod_summary(pod)
     if restarts and last is not None:
-        return f"{restarts} ({format_age(last.isoformat(), now())} ago)"
+        return f"{restarts} ({format_age(last.isoformat())} ago)"
     return str(restarts)
 
 
@@ -1066,7 +1066,7 @@ class ConfigMapStrategy(BuiltinStrategy):
             else:
                 size += len(base64.b64decode(value))
         if size > MAX_DATA_BYTES:
-            causes.append(Cause.too_long("", MAX_DATA_BYTES))
+            causes.append(Cause.too_long("[]", MAX_DATA_BYTES))  # the whole object
         return causes
 
     def validate_immutable(self, new: Obj, old: Obj) -> list[Cause]:
