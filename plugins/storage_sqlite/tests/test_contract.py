@@ -30,3 +30,7 @@ class TestSqliteContractTinyWatchBuffer(StorageContract):
         monkeypatch.setattr(SqliteStorage, "REPLAY_PAGE", 3)
         monkeypatch.setattr(SqliteStorage, "COMPACT_CHUNK", 4)
         return lambda: SqliteStorage(tmp_path / "state.db", watch_buffer=2, max_batch=7)
+
+    @pytest.fixture
+    def reopen(self, make_storage: StorageFactory) -> StorageFactory:
+        return make_storage
