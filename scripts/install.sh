@@ -27,7 +27,7 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning || true
+.venv/bin/python -m pip install -q --upgrade pip "setuptools>=70.1" wheel 2>&1 | grep -v -i warning || true
 # The core (with its test extras), then every plugin distribution under plugins/.
 args=(-e ".[test]")
 for plugin in plugins/*/; do

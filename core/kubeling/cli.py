@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -15,8 +16,14 @@ import click
 import yaml
 
 import kubeling
-from kubeling.config import Config, ConfigError, dump_config, load_config, load_config_file, \
-    read_raw
+from kubeling.config import (
+    Config,
+    ConfigError,
+    dump_config,
+    load_config,
+    load_config_file,
+    read_raw,
+)
 from kubeling.plugins import PluginError, PluginHost
 
 log = logging.getLogger("kubeling")
@@ -136,10 +143,8 @@ def up(config_path: str | None, data_dir: str | None, listen: str | None,
         parse_listen(config.api.listen)
     except ValueError as exc:
         _fail(f"api.listen: {exc}")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_run(host, config, role, config_path, overrides))
-    except KeyboardInterrupt:
-        pass
 
 
 async def _run(host: PluginHost, config: Config, role: str, config_path: str | None,
@@ -221,7 +226,7 @@ def config() -> None:
 @config.command("defaults")
 def config_defaults() -> None:
     """Print the full default config (with every installed plugin's section)."""
-    host, cfg = _prepare_or_exit(None, ())
+    _host, cfg = _prepare_or_exit(None, ())
     click.echo(yaml.safe_dump(dump_config(cfg), sort_keys=False), nl=False)
 
 

@@ -205,7 +205,8 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def update(self, key: str, value: bytes, *, mod_revision: int) -> int:
-        """Replace ``key``'s value if its mod revision is ``mod_revision``; returns the new revision.
+        """Replace ``key``'s value if its mod revision is ``mod_revision``; returns the new
+        revision.
 
         :raises KeyNotFoundError: the key does not exist.
         :raises ConflictError: the key's mod revision differs (carries the current value).

@@ -8,6 +8,7 @@ import datetime
 from typing import Any
 
 import pytest
+
 from kubeling.api.kinds import (
     ConfigMapStrategy,
     DeploymentStrategy,

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 import pytest
+
 from kubeling.api.objects import MODULES, all_kinds
 from kubeling.api.objects.convert import to_dict, to_model
 

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from kubeling.api.patch import (
     JSON_PATCH,
     MERGE_PATCH,

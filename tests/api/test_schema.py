@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import pytest
+
 from kubeling.api.objects import all_kinds, apps_v1, core_v1, meta
 from kubeling.api.schema import (
     LIST,

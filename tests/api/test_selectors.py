@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 import pytest
+
 from kubeling.api.selectors import (
     DOES_NOT_EXIST,
     EQUALS,

@@ -261,7 +261,7 @@ async def test_pagination_across_1200_objects(api: Any, http: Http) -> None:
             break
     assert pages == 3
     assert seen == [f"page-{i:04d}" for i in range(1200)]
-    status, err, _ = await http.call("GET", CMS, params={"limit": "5", "continue": "garbage!"})
+    status, _err, _ = await http.call("GET", CMS, params={"limit": "5", "continue": "garbage!"})
     assert status == 400
 
 
@@ -377,7 +377,7 @@ async def test_dry_run_writes_nothing(http: Http) -> None:
     assert status == 200
     _, now, _ = await http.call("GET", f"{CMS}/dry2")
     assert now == real
-    status, err, _ = await http.call("POST", CMS, cm("dry3"), params={"dryRun": "Some"})
+    status, _err, _ = await http.call("POST", CMS, cm("dry3"), params={"dryRun": "Some"})
     assert status == 400
 
 
@@ -395,10 +395,10 @@ async def test_patch_types(http: Http) -> None:
     status, obj, _ = await http.call("PATCH", f"{CMS}/pt", {"data": {"c": "3"}},
                                      headers={"Content-Type": "application/merge-patch+json"})
     assert obj["data"] == {"a": "x", "c": "3"}
-    status, err, _ = await http.call("PATCH", f"{CMS}/pt", {"data": {}},
-                                     headers={"Content-Type": "text/plain"})
+    status, _, _ = await http.call("PATCH", f"{CMS}/pt", {"data": {}},
+                                   headers={"Content-Type": "text/plain"})
     assert status == 415
-    status, err, _ = await http.call(
+    status, _err, _ = await http.call(
         "PATCH", f"{CMS}/pt", {"metadata": {"resourceVersion": "1"}, "data": {"d": "4"}},
         headers={"Content-Type": "application/merge-patch+json"})
     assert status == 409
@@ -489,7 +489,7 @@ async def test_graceful_pod_deletion(http: Http) -> None:
 
 
 async def test_delete_preconditions_and_collection(http: Http) -> None:
-    _, obj, _ = await http.call("POST", CMS, {"metadata": {"name": "dc1", "labels": {"g": "x"}}})
+    _, _obj, _ = await http.call("POST", CMS, {"metadata": {"name": "dc1", "labels": {"g": "x"}}})
     status, err, _ = await http.call("DELETE", f"{CMS}/dc1",
                                      {"preconditions": {"uid": "not-the-uid"}})
     assert status == 409 and "Precondition failed" in err["message"]
