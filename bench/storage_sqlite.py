@@ -107,7 +107,8 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--synchronous", default="FULL")
     parser.add_argument("--value-size", type=int, default=1024)
-    parser.add_argument("--raw-rows", type=int, default=2000)
+    parser.add_argument("--raw-rows", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--serial-keys", type=int, default=1000)
     parser.add_argument("--dir", default=None, help="where the files go (default: a temp dir)")
     args = parser.parse_args()
@@ -118,21 +119,47 @@ async def main() -> None:
         root = Path(tmp)
         print(f"files in {root}; synchronous={sync}; values of {args.value_size} bytes")
 
-        raw = raw_commits_per_second(root / "raw.db", sync, args.raw_rows, value)
-        print(f"raw SQLite, INSERT+COMMIT per row:      {raw:10.0f} commits/s")
-
+        # The disk's fsync latency drifts, so the measurements are interleaved over a few
+        # rounds and the medians compared.
+        raws: list[float] = []
+        rates: list[float] = []
+        serials: list[float] = []
         async with SqliteStorage(root / "state.db", synchronous=sync) as storage:
-            rate = await creates_per_second(storage, args.keys, args.concurrency, value, "c")
-            stats = storage.stats()
+            for round_ in range(args.rounds):
+                raws.append(
+                    raw_commits_per_second(root / f"raw{round_}.db", sync, args.raw_rows, value)
+                )
+                if round_ == 0:
+                    before = storage.stats()
+                tag = "c" if round_ == 0 else f"r{round_}-"  # the first round's keys: ranges
+                rates.append(
+                    await creates_per_second(storage, args.keys, args.concurrency, value, tag)
+                )
+                if round_ == 0:
+                    after = storage.stats()
+                serials.append(
+                    await creates_per_second(storage, args.serial_keys, 1, value, f"s{round_}-")
+                )
+            raw = statistics.median(raws)
+            rate = statistics.median(rates)
+            serial = statistics.median(serials)
+            per_commit = (after["writes"] - before["writes"]) / (
+                after["batches"] - before["batches"]
+            )
+            print(f"medians of {args.rounds} interleaved rounds (min-max in brackets)")
+            print(
+                f"raw SQLite, INSERT+COMMIT per row:        {raw:8.0f} commits/s "
+                f"[{min(raws):.0f}-{max(raws):.0f}]"
+            )
             print(
                 f"SqliteStorage, {args.keys} creates x {args.concurrency} concurrent:"
-                f" {rate:8.0f} creates/s  ({rate / raw:.1f}x raw; "
-                f"{stats['writes'] / stats['batches']:.1f} writes per commit)"
+                f" {rate:8.0f} creates/s [{min(rates):.0f}-{max(rates):.0f}]"
+                f"  = {rate / raw:.1f}x raw ({per_commit:.1f} writes per commit)"
             )
-            serial = await creates_per_second(storage, args.serial_keys, 1, value, "s")
             print(
-                f"SqliteStorage, {args.serial_keys} creates, one at a time:    "
-                f"{serial:8.0f} creates/s  ({serial / raw:.2f}x raw)"
+                f"SqliteStorage, {args.serial_keys} creates, one at a time:  "
+                f"{serial:8.0f} creates/s [{min(serials):.0f}-{max(serials):.0f}]"
+                f"  = {serial / raw:.2f}x raw"
             )
 
             old_revision = await storage.current_revision()

@@ -56,6 +56,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from sortedcontainers import SortedList
+
 from kubeling.storage import (
     CompactedError,
     ConflictError,
@@ -70,7 +72,6 @@ from kubeling.storage import (
     StorageUnavailableError,
     prefix_end,
 )
-from sortedcontainers import SortedList
 
 __all__ = ["SYNCHRONOUS_MODES", "SqliteStorage"]
 
@@ -565,6 +566,8 @@ class SqliteStorage(Storage):
 
     async def _submit(self, kind: int, key: str, value: bytes, arg: Any) -> Any:
         self._check_open()
+        if not isinstance(key, str):
+            raise TypeError(f"key must be str, not {type(key).__name__}")
         assert self._loop is not None
         future: asyncio.Future[Any] = self._loop.create_future()
         self._queue.put((kind, key, value, arg, future))
@@ -652,8 +655,19 @@ class SqliteStorage(Storage):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as exc:
-            log.error("sqlite commit of %d writes failed: %s", len(ops), exc)
+        except Exception as exc:
+            if len(ops) > 1:
+                # Whatever failed (one poisonous write, or the disk) rolled back the whole
+                # group: retry each write alone so the innocent ones still go through.
+                log.warning("group commit of %d writes failed (%s); retrying one by one",
+                            len(ops), exc)
+                for op in ops:
+                    self._commit_writes(conn, [op])
+                return
+            if isinstance(exc, sqlite3.Error):
+                log.error("sqlite write to %r failed: %s", ops[0][1], exc)
+            else:  # a bug; fail this write but keep serving the others
+                log.exception("unexpected error writing %r", ops[0][1])
             failed: list[_Result] = []
             for op in ops:
                 error = StorageUnavailableError(f"{self.path}: write failed: {exc}")
@@ -707,31 +721,38 @@ class SqliteStorage(Storage):
     # -- back on the event loop ------------------------------------------------------
 
     def _deliver(self, results: list[_Result], events: list[Event]) -> None:
-        if events:
-            kvs = self._kvs
-            keys = self._keys
-            for event in events:
-                kv = event.kv
-                if event.type is EventType.DELETE:
-                    del kvs[kv.key]
-                    keys.remove(kv.key)
+        """Apply committed events to the in-memory state, push them to the watchers, then
+        answer the writers (in that order, so an answered writer reads its own write)."""
+        try:
+            if events:
+                self._apply_events(events)
+        finally:
+            for future, value, is_error in results:
+                if future.done():  # the caller was cancelled; the write happened anyway
+                    continue
+                if is_error:
+                    future.set_exception(value)
                 else:
-                    if event.prev_kv is None:
-                        keys.add(kv.key)
-                    kvs[kv.key] = kv
-            self._applied = events[-1].kv.mod_revision
-            for prefix, watchers in self._watchers.items():
-                matched = [e for e in events if e.kv.key.startswith(prefix)] if prefix else events
-                if matched:
-                    for watcher in watchers:
-                        watcher.push(matched)
-        for future, value, is_error in results:
-            if future.done():  # the caller was cancelled; the write happened anyway
-                continue
-            if is_error:
-                future.set_exception(value)
+                    future.set_result(value)
+
+    def _apply_events(self, events: list[Event]) -> None:
+        kvs = self._kvs
+        keys = self._keys
+        for event in events:
+            kv = event.kv
+            if event.type is EventType.DELETE:
+                del kvs[kv.key]
+                keys.remove(kv.key)
             else:
-                future.set_result(value)
+                if event.prev_kv is None:
+                    keys.add(kv.key)
+                kvs[kv.key] = kv
+        self._applied = events[-1].kv.mod_revision
+        for prefix, watchers in self._watchers.items():
+            matched = [e for e in events if e.kv.key.startswith(prefix)] if prefix else events
+            if matched:
+                for watcher in watchers:
+                    watcher.push(matched)
 
     # -- watch -----------------------------------------------------------------------
 

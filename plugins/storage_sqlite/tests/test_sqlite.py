@@ -13,8 +13,9 @@ from typing import Any
 
 import attrs
 import pytest
-from kubeling.storage import CompactedError, StorageError, StorageUnavailableError
 from kubeling_storage_sqlite import SqliteStorage, hooks
+
+from kubeling.storage import CompactedError, StorageError, StorageUnavailableError
 
 PODS = "/registry/pods/"
 
@@ -291,3 +292,38 @@ async def test_range_of_10000_current_keys_takes_milliseconds(storage: SqliteSto
         best = min(best, time.perf_counter() - began)
     assert len(result.kvs) == 10_000
     assert best < 0.02, f"a 10,000-key range took {best * 1000:.1f} ms"
+
+
+async def test_a_failing_write_does_not_take_its_group_down(
+    tmp_path: Path, storage: SqliteStorage
+) -> None:
+    db = tmp_path / "state.db"
+    conn = sqlite3.connect(db)
+    conn.execute(  # stands in for an I/O error hitting one write of a group
+        "CREATE TRIGGER boom BEFORE INSERT ON current WHEN NEW.name LIKE '%boom' "
+        "BEGIN SELECT RAISE(ABORT, 'simulated failure'); END"
+    )
+    conn.close()
+    start = await storage.current_revision()
+    watch = storage.watch(PODS, after_revision=start)
+    keys = [PODS + f"k{i}" for i in range(20)]
+    results = await asyncio.gather(
+        *(storage.create(k, b"v") for k in keys[:10]),
+        storage.create(PODS + "boom", b"v"),
+        *(storage.create(k, b"v") for k in keys[10:]),
+        return_exceptions=True,
+    )
+    failed = results.pop(10)
+    assert isinstance(failed, StorageUnavailableError)
+    assert all(isinstance(r, int) for r in results), results
+    assert await storage.get(PODS + "boom") is None
+    assert [kv.key for kv in (await storage.range(PODS)).kvs] == sorted(keys)
+    assert rows(db, "SELECT count(*) FROM log WHERE name LIKE '%boom'") == [(0,)]
+    # Revisions stay dense and the watchers saw exactly the committed writes.
+    assert sorted(results) == list(range(start + 1, start + 21))  # type: ignore[type-var]
+    seen: list[int] = []
+    async with asyncio.timeout(5):
+        while len(seen) < 20:
+            seen += [e.revision for e in await anext(watch)]
+    assert seen == sorted(results)  # type: ignore[type-var]
+    await watch.aclose()  # type: ignore[attr-defined]
