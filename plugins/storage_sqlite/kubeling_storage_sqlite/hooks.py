@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
-from kubeling import hookimpl
 
+from kubeling import hookimpl
 from kubeling_storage_sqlite.store import SYNCHRONOUS_MODES, SqliteStorage
 
 if TYPE_CHECKING:

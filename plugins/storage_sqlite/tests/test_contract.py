@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kubeling.testing.storage_contract import StorageContract, StorageFactory
 from kubeling_storage_sqlite import SqliteStorage
+
+from kubeling.testing.storage_contract import StorageContract, StorageFactory
 
 
 class TestSqliteContract(StorageContract):
