@@ -205,7 +205,8 @@ class PluginHost:
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin {exc.plugin_name!r}: {exc}") from None
+            name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
+            raise PluginError(f"plugin {name!r}: {exc}") from None
 
     def _load_entry_points(self, disabled: set[str]) -> None:
         for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
@@ -245,7 +246,6 @@ class PluginHost:
         """Call every register hook once; returns (and keeps) the contributions."""
         if self._collected:
             return self.contributions
-        hook = self.pm.hook
         for hook_name, family in _NAMED_FACTORY_HOOKS.items():
             self._call_each(hook_name, lambda plugin, fam=family: self._named_factory(fam, plugin))
         self._call_each("kubeling_register_config_sections", self._config_section)
@@ -260,7 +260,6 @@ class PluginHost:
         self._call_each("kubeling_register_controllers",
                         lambda p: self._named_callable("controller", p))
         self._call_each("kubeling_register_components", self._component)
-        del hook
         sections: dict[str, type] = {}
         for c in self.contributions.family("config-section").values():
             sections[c.name] = c.value
@@ -392,7 +391,3 @@ def _check_name(family: str, name: Any) -> None:
         raise PluginError(f"{family} name must be a non-empty string without spaces, "
                           f"not {name!r}")
 
-
-def import_plugin_module(path: str) -> ModuleType:
-    """Import a plugin module by dotted path (``--plugin`` style helpers)."""
-    return importlib.import_module(path)
