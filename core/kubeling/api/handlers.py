@@ -113,6 +113,10 @@ class Handlers:
     async def dispatch(self, verb: str, t: Target, req: ApiRequest, user: UserInfo
                        ) -> ApiResponse:
         sub = t.subresource
+        if sub is not None:
+            custom = self.server.subresource_handlers.get((t.kind.group, t.kind.plural, sub))
+            if custom is not None:
+                return await custom(self.server, verb, t, req, user)
         if sub is None or sub == "status":
             handler = {
                 "get": self.get, "list": self.list, "watch": self.watch,

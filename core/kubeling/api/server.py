@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import platform
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -50,6 +50,8 @@ class ServerSettings:
     """host:port clients reach the server at (for /api's serverAddressByClientCIDRs)."""
 
 
+SubresourceHandler = Callable[..., Awaitable[ApiResponse]]
+
 _VERB_BY_METHOD = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -75,6 +77,10 @@ class ApiServer:
         self.authenticators = list(authenticators)
         self.authorizers = list(authorizers)
         self.caches: dict[tuple[str, str, str], WatchCache] = {}
+        self.subresource_handlers: dict[tuple[str, str, str], SubresourceHandler] = {}
+        """(group, plural, subresource) -> ``async handler(server, verb, target, request,
+        user)``: subresources served by code of their own (pod logs, exec, eviction...);
+        add them with :meth:`add_subresource_handler`."""
         self.handlers = Handlers(self)
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = False
@@ -132,6 +138,12 @@ class ApiServer:
                 raise
             except Exception:
                 log.exception("compaction failed")
+
+    def add_subresource_handler(self, group: str, plural: str, subresource: str,
+                                handler: SubresourceHandler) -> None:
+        """Serve ``<plural>/<subresource>`` with ``handler`` (the kind must list the
+        subresource in ``KindInfo.subresources``)."""
+        self.subresource_handlers[(group, plural, subresource)] = handler
 
     def cache_for(self, kind: KindInfo) -> WatchCache:
         return self.caches[(kind.group, kind.version, kind.plural)]
