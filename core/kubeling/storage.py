@@ -161,7 +161,8 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None:
-        """Release everything; watches end, pending writes fail with StorageUnavailableError."""
+        """Release everything; watches end; writes in flight either complete or fail with
+        StorageUnavailableError, and later calls fail with it."""
 
     @abc.abstractmethod
     async def current_revision(self) -> int:
