@@ -312,9 +312,11 @@ class Handlers:
                                                limit=batch)
                 rev = res.revision
                 kvs = res.kvs
+                # the namespace is the prefix; other filters need the decoded object
+                check = flt.name is not None or flt.label is not None or flt.field is not None
                 for i, kv in enumerate(kvs):
-                    obj = decode_stored(kv.value, kv.mod_revision)
-                    if not flt.matches(obj):
+                    obj = decode_stored(kv.value, kv.mod_revision) if check else None
+                    if obj is not None and not flt.matches(obj):
                         continue
                     out.append(CachedObject(kv.key, obj,
                                             stored_with_rv(kv.value, kv.mod_revision),

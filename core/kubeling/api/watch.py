@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
+
 from kubeling.api.encoding import decode_stored, stored_with_rv
 from kubeling.api.registry import KindInfo
 from kubeling.api.selectors import FieldSelector, LabelSelector
@@ -31,15 +33,21 @@ ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 class CachedObject:
     """One object as the cache holds it."""
 
-    __slots__ = ("key", "obj", "raw", "rev")
+    __slots__ = ("_obj", "key", "raw", "rev")
 
-    def __init__(self, key: str, obj: dict[str, Any], raw: bytes, rev: int) -> None:
+    def __init__(self, key: str, obj: dict[str, Any] | None, raw: bytes, rev: int) -> None:
         self.key = key
-        self.obj = obj
-        """Decoded, with resourceVersion; shared, never to be mutated."""
+        self._obj = obj
         self.raw = raw
         """JSON bytes with resourceVersion."""
         self.rev = rev
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        """Decoded, with resourceVersion (decoded on first use); shared, never mutate it."""
+        if self._obj is None:
+            self._obj = orjson.loads(self.raw)
+        return self._obj
 
 
 class WatchEvent:
