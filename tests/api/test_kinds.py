@@ -745,11 +745,15 @@ def test_workload_selector_expressions() -> None:
     assert create(DeploymentStrategy(), ok) == []
     bad = deployment(selector={"matchLabels": {"app": "web"}, "matchExpressions": [
         {"key": "tier", "operator": "In"}, {"key": "x", "operator": "Near"}]})
-    assert create(DeploymentStrategy(), bad)[:2] == [
+    causes = create(DeploymentStrategy(), bad)
+    assert causes[:2] == [
         "spec.selector.matchExpressions[0].values: Required value: must be specified when "
         "`operator` is 'In' or 'NotIn'",
         'spec.selector.matchExpressions[1].operator: Invalid value: "Near": not a valid '
         "selector operator"]
+    assert causes[2].startswith("spec.selector: Invalid value: ")
+    assert causes[2].endswith(": invalid label selector")
+    assert not any("does not match" in c for c in causes)
 
 
 def test_workload_replicas_template_and_strategy_checks() -> None:

@@ -350,6 +350,15 @@ def label_selector_causes(selector: Any, field: str) -> list[Cause]:
     return causes
 
 
+def selector_parses(selector: Any) -> bool:
+    """Whether a ``metav1.LabelSelector`` dict converts to a selector at all."""
+    try:
+        label_selector_from_dict(selector)
+    except SelectorError:
+        return False
+    return True
+
+
 def selector_matches(selector: Any, labels: Mapping[str, str] | None) -> bool:
     """Whether a ``metav1.LabelSelector`` dict selects ``labels`` (None selects nothing)."""
     try:

@@ -25,6 +25,7 @@ from kubeling.api.kinds._common import (
     non_negative,
     selector_is_empty,
     selector_matches,
+    selector_parses,
     selector_string,
     sub,
 )
@@ -89,7 +90,9 @@ class _WorkloadStrategy(BuiltinStrategy):
                 causes.append(Cause.invalid("spec.selector", selector,
                                             "empty selector is invalid for deployment"))
         template = spec.get("template")
-        if not isinstance(template, dict):
+        if not selector_parses(selector):
+            causes.append(Cause.invalid("spec.selector", selector, "invalid label selector"))
+        elif not isinstance(template, dict):
             causes.append(Cause.required("spec.template"))
         else:
             labels = sub(template, "metadata", "labels")
