@@ -234,6 +234,10 @@ async def test_pod_field_selectors(http: Http) -> None:
     assert [i["metadata"]["name"] for i in listing["items"]] == ["p3"]
     _, listing, _ = await http.call("GET", pods, params={"fieldSelector": "status.phase=Pending"})
     assert len(listing["items"]) == 3
+    # booleans read as "true"/"false" and unset as false, as Kubernetes' pod field set has it
+    _, listing, _ = await http.call("GET", pods,
+                                    params={"fieldSelector": "spec.hostNetwork=false"})
+    assert len(listing["items"]) == 3
 
 
 async def test_pagination_across_1200_objects(api: Any, http: Http) -> None:
@@ -391,7 +395,7 @@ async def test_patch_types(http: Http) -> None:
     status, err, _ = await http.call(
         "PATCH", f"{CMS}/pt", [{"op": "test", "path": "/data/a", "value": "nope"}],
         headers={"Content-Type": "application/json-patch+json"})
-    assert status == 422
+    assert status == 422 and "test failed" in err["message"]
     status, obj, _ = await http.call("PATCH", f"{CMS}/pt", {"data": {"c": "3"}},
                                      headers={"Content-Type": "application/merge-patch+json"})
     assert obj["data"] == {"a": "x", "c": "3"}
@@ -466,7 +470,9 @@ async def test_pod_binding(http: Http) -> None:
     assert {"type": "PodScheduled", "status": "True"}.items() <= pod["status"]["conditions"][
         0].items()
     status, err, _ = await http.call("POST", f"{pods}/b/binding", binding)
-    assert status == 409 and "already assigned" in err["message"]
+    assert status == 409
+    assert err["message"] == ('Operation cannot be fulfilled on pods/binding "b": pod b is '
+                              'already assigned to node "node-1"')
 
 
 async def test_graceful_pod_deletion(http: Http) -> None:

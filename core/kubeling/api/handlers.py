@@ -208,7 +208,8 @@ class Handlers:
                 if namespace is not None and namespace != value:
                     namespace = "\x00nothing"
                 namespace = namespace or value
-        return ObjectFilter(namespace=namespace, name=name, label=label, field=field)
+        return ObjectFilter(namespace=namespace, name=name, label=label, field=field,
+                            fields_of=t.kind.strategy.selectable_fields)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -361,7 +362,7 @@ class Handlers:
         flt = self._filter(t, req)
         if t.name is not None:  # /watch/namespaces/x/pods/name
             flt = ObjectFilter(namespace=flt.namespace, name=t.name, label=flt.label,
-                               field=flt.field)
+                               field=flt.field, fields_of=flt.fields_of)
         rv = q.get("resourceVersion") or ""
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1", "True")
         send_initial = q.get("sendInitialEvents") in ("true", "1", "True")
@@ -475,9 +476,9 @@ class Handlers:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
-        strategy.prepare_for_create(obj)
         strategy.default(obj)
         await self._admit("CREATE", t, obj, None, user, dry_run, mutating=True)
+        strategy.prepare_for_create(obj)
         causes = strategy.validate(obj, namespaced=kind.namespaced)
         name = meta.get("name") or ""
         if causes:
@@ -630,9 +631,9 @@ class Handlers:
                 new.setdefault("spec", {})["finalizers"] = finalizers or []
                 causes = []
             else:
-                strategy.prepare_for_update(new, current)
                 strategy.default(new)
                 await self._admit("UPDATE", t, new, current, user, dry_run, mutating=True)
+                strategy.prepare_for_update(new, current)
                 causes = strategy.validate_update(new, current, namespaced=kind.namespaced)
                 causes += _finalizer_causes(new, current)
             if causes:
@@ -867,6 +868,9 @@ class Handlers:
         if not node:
             raise ApiError.invalid("Binding", "", t.name or "",
                                    [Cause.required("target.name")])
+        if target.get("kind") not in (None, "", "Node"):
+            raise ApiError.invalid("Binding", "", t.name or "", [Cause.not_supported(
+                "target.kind", target.get("kind"), ("Node",))])
         pod_target = Target(t.kind, t.namespace, t.name, None)
         uid = ((body.get("metadata") or {}).get("uid")) if isinstance(body.get("metadata"),
                                                                         dict) else None
@@ -878,12 +882,17 @@ class Handlers:
                                         f"Precondition failed: UID in precondition: {uid}, "
                                         f"UID in object meta: {meta.get('uid')}")
             if meta.get("deletionTimestamp"):
-                raise ApiError.conflict("pods", "", t.name or "", "pod is being deleted")
+                raise ApiError.conflict("pods/binding", "", t.name or "",
+                                        f"pod {t.name} is being deleted, cannot be assigned "
+                                        f"to a host")
             spec = current.setdefault("spec", {})
             if spec.get("nodeName"):
-                raise ApiError.conflict("pods", "", t.name or "",
+                raise ApiError.conflict("pods/binding", "", t.name or "",
                                         f"pod {t.name} is already assigned to node "
                                         f"\"{spec['nodeName']}\"")
+            if spec.get("schedulingGates"):
+                raise ApiError.conflict("pods/binding", "", t.name or "",
+                                        f"pod {t.name} has non-empty .spec.schedulingGates")
             spec["nodeName"] = node
             conditions = [c for c in (current.setdefault("status", {}).get("conditions") or [])
                           if c.get("type") != "PodScheduled"]

@@ -253,7 +253,9 @@ class Requirement(NamedTuple):
         :param path: field path prefix for error messages (e.g. ``"spec.selector"``).
         :raises SelectorError: with the aggregated ``field.Invalid`` messages.
         """
-        raw = list(values)
+        # a parsed value set is validated in sorted order, as Kubernetes' parser hands its
+        # sets over sorted (error messages index the values in that order)
+        raw = sorted(values) if isinstance(values, set | frozenset) else list(values)
         vals = tuple(sorted(set(raw)))
         prefix = f"{path}." if path else ""
         errors: list[str] = []

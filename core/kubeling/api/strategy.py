@@ -68,6 +68,8 @@ class Strategy:
     """Validates ``metadata.name``; ``None`` accepts any non-empty name."""
     default_grace_period: int | None = None
     """When set, a delete is graceful: ``deletionTimestamp`` + this many seconds."""
+    return_deleted_object: bool = False
+    """A delete that removes the object at once answers with the object, not a Status."""
 
     # -- create ---------------------------------------------------------------------
 
@@ -146,6 +148,11 @@ class Strategy:
         return bool((obj.get("metadata") or {}).get("finalizers"))
 
     # -- reading --------------------------------------------------------------------------
+
+    def selectable_fields(self, obj: Obj) -> dict[str, str] | None:
+        """Field label -> value for field selectors (Kubernetes' ``GetAttrs``), or None to
+        resolve each label as a dotted path into the object."""
+        return None
 
     def table_columns(self) -> list[TableColumn]:
         """Columns of ``kubectl get`` besides NAME (and AGE, added by the server)."""

@@ -6,14 +6,14 @@ columns the server chose; each kind's strategy names its columns.
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
+from kubeling.api.kinds._common import AGE
 from kubeling.api.registry import KindInfo
 from kubeling.api.request import ApiRequest
 from kubeling.api.strategy import TableColumn
 
-__all__ = ["format_age", "partial_metadata", "table", "wants_metadata", "wants_table"]
+__all__ = ["partial_metadata", "table", "wants_metadata", "wants_table"]
 
 Obj = dict[str, Any]
 
@@ -49,50 +49,8 @@ def wants_metadata(req: ApiRequest) -> bool:
     return params is not None and params.get("as", "").startswith("PartialObjectMetadata")
 
 
-def format_age(timestamp: str | None, now: datetime.datetime | None = None) -> str:
-    """``kubectl``'s short human duration since ``timestamp`` (``5s``, ``3m12s``, ``2d3h``)."""
-    if not timestamp:
-        return "<unknown>"
-    try:
-        then = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=datetime.UTC)
-    except ValueError:
-        return "<invalid>"
-    now = now or datetime.datetime.now(datetime.UTC)
-    seconds = int((now - then).total_seconds())
-    if seconds < 0:
-        return "<invalid>"
-    if seconds < 60 * 2:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 10:
-        rest = seconds % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if minutes < 60 * 3:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    days = hours // 24
-    if days < 8:
-        rest = hours % 24
-        return f"{days}d{rest}h" if rest else f"{days}d"
-    if days < 365 * 2:
-        return f"{days}d"
-    years = days // 365
-    if years < 8:
-        rest = days % 365
-        return f"{years}y{rest}d" if rest else f"{years}y"
-    return f"{years}y"
-
-
 NAME = TableColumn("Name", lambda o: (o.get("metadata") or {}).get("name", ""), format="name",
                    description="Name must be unique within a namespace.")
-AGE = TableColumn("Age", lambda o: format_age((o.get("metadata") or {}).get("creationTimestamp")),
-                  description="Time since the object was created.")
 
 
 def columns_for(kind: KindInfo) -> list[TableColumn]:

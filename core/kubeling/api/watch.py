@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from bisect import bisect_left
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -67,15 +68,18 @@ class WatchEvent:
 class ObjectFilter:
     """Which objects a list or watch wants: namespace, name, label and field selectors."""
 
-    __slots__ = ("field", "label", "name", "namespace")
+    __slots__ = ("field", "fields_of", "label", "name", "namespace")
 
     def __init__(self, *, namespace: str | None = None, name: str | None = None,
-                 label: LabelSelector | None = None, field: FieldSelector | None = None
+                 label: LabelSelector | None = None, field: FieldSelector | None = None,
+                 fields_of: Callable[[dict[str, Any]], dict[str, str] | None] | None = None
                  ) -> None:
         self.namespace = namespace or None
         self.name = name or None
         self.label = label if label is not None and not label.empty else None
         self.field = field if field is not None and not field.empty else None
+        self.fields_of = fields_of
+        """The kind's selectable fields (its strategy's), when it defines them."""
 
     @property
     def everything(self) -> bool:
@@ -90,7 +94,12 @@ class ObjectFilter:
             return False
         if self.label is not None and not self.label.matches(meta.get("labels") or {}):
             return False
-        return self.field is None or self.field.matches_object(obj)
+        if self.field is None:
+            return True
+        fields = self.fields_of(obj) if self.fields_of is not None else None
+        if fields is None:
+            return self.field.matches_object(obj)
+        return self.field.matches(fields.get)
 
 
 class Watcher:
@@ -304,11 +313,11 @@ class WatchCache:
         objects = self.objects
         if flt.namespace is not None and self.kind.namespaced:
             prefix = f"{self.prefix}{flt.namespace}/"
-            from bisect import bisect_left
             start = bisect_left(keys, prefix)
             end = bisect_left(keys, prefix[:-1] + "0")  # '0' sorts right after '/'
             keys = keys[start:end]
-            flt = ObjectFilter(name=flt.name, label=flt.label, field=flt.field)
+            flt = ObjectFilter(name=flt.name, label=flt.label, field=flt.field,
+                               fields_of=flt.fields_of)
         if flt.everything:
             return [objects[k] for k in keys]
         return [o for k in keys if flt.matches((o := objects[k]).obj)]

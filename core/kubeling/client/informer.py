@@ -94,7 +94,7 @@ class Informer:
     async def run(self) -> None:
         """List and watch until cancelled."""
         backoff = 0.2
-        need_list = True
+        need_list = not self._synced.is_set()  # a restarted informer resumes its watch
         while True:
             try:
                 if need_list:
@@ -106,6 +106,8 @@ class Informer:
                 raise
             except ApiError as exc:
                 if exc.code == 410:
+                    log.info("informer %s: resourceVersion %s is too old; relisting",
+                             self.resource.plural, self.resource_version)
                     need_list = True
                     continue
                 log.warning("informer %s: %s; retrying", self.resource.plural, exc)
