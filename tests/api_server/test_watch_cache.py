@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from kubeling_storage_sqlite.store import SqliteStorage
+
 from kubeling.api.server import ServerSettings
 from kubeling.client import Informer
 from kubeling.client.resources import CONFIGMAPS
 from kubeling.storage import Event, Storage
 from kubeling.testing.cluster import api_server
-from kubeling_storage_sqlite.store import SqliteStorage
 
 
 class CountingStorage(Storage):
