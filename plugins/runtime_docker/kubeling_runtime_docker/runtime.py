@@ -551,6 +551,13 @@ class DockerRuntime:
             else:
                 reason = "Completed" if exit_code == 0 else "Error"
             message = state.get("Error", "") or ""
+        started_at = _parse_time(state.get("StartedAt"))
+        finished_at = _parse_time(state.get("FinishedAt")) \
+            if cstate == ContainerState.EXITED else 0.0
+        if finished_at:
+            # dockerd stamps StartedAt after the process began, sometimes after a quick
+            # one already ended
+            finished_at = max(finished_at, started_at)
         name = labels.pop(LABEL_NAME, "")
         attempt = int(labels.pop(LABEL_ATTEMPT, "0") or 0)
         sandbox_id = labels.pop(LABEL_SANDBOX, "")
@@ -558,9 +565,7 @@ class DockerRuntime:
         return ContainerStatus(
             id=info["Id"], name=name, sandbox_id=sandbox_id, state=cstate,
             created_at=_parse_time(info.get("Created")),
-            started_at=_parse_time(state.get("StartedAt")),
-            finished_at=_parse_time(state.get("FinishedAt"))
-            if cstate == ContainerState.EXITED else 0.0,
+            started_at=started_at, finished_at=finished_at,
             exit_code=exit_code, reason=reason, message=message,
             image=info.get("Config", {}).get("Image", ""),
             image_ref=str(info.get("Image", "")),
