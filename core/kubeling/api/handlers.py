@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import orjson
 
+from kubeling.api import apply as managed_fields
 from kubeling.api import tables
 from kubeling.api.admission import AdmissionRequest
 from kubeling.api.auth import UserInfo
@@ -449,12 +450,16 @@ class Handlers:
         if t.kind.namespaced and not t.namespace:
             raise ApiError.method_not_allowed("POST", req.path)
         obj, warnings = self._decode(t, req)
-        created = await self.create_object(t, obj, user=user, dry_run=_dry_run(req))
+        created = await self.create_object(t, obj, user=user, dry_run=_dry_run(req),
+                                           manager=managed_fields.manager_name(req))
         return ApiResponse.raw(created, 201, headers=_warning_header(warnings))
 
     async def create_object(self, t: Target, obj: Obj, *, user: UserInfo,
-                            dry_run: bool = False) -> bytes:
-        """Run the create pipeline for a decoded object; returns the stored JSON."""
+                            dry_run: bool = False, manager: str | None = None) -> bytes:
+        """Run the create pipeline for a decoded object; returns the stored JSON.
+
+        :param manager: the field manager to record in managedFields (None: none).
+        """
         kind = t.kind
         strategy = kind.strategy
         meta = obj["metadata"]
@@ -479,6 +484,8 @@ class Handlers:
         strategy.default(obj)
         await self._admit("CREATE", t, obj, None, user, dry_run, mutating=True)
         strategy.prepare_for_create(obj)
+        if manager is not None:  # managedFields (kubeling.api.apply)
+            managed_fields.track_update(kind, None, None, obj, manager)
         causes = strategy.validate(obj, namespaced=kind.namespaced)
         name = meta.get("name") or ""
         if causes:
@@ -550,11 +557,15 @@ class Handlers:
             return copy.deepcopy(body)
 
         result = await self.update_object(t, compute, user=user, dry_run=_dry_run(req),
-                                          precondition=precondition, create_body=body)
+                                          precondition=precondition, create_body=body,
+                                          manager=managed_fields.manager_name(req))
         return ApiResponse.raw(result[0], result[1], headers=_warning_header(warnings))
 
     async def patch(self, t: Target, req: ApiRequest, user: UserInfo) -> ApiResponse:
         content_type = (req.header("content-type") or "").split(";")[0].strip()
+        if content_type == managed_fields.APPLY_PATCH:  # server-side apply
+            return await managed_fields.apply_request(self, t, req, user)
+        managed_fields.reject_force(req)
         if content_type not in PATCH_TYPES:
             raise ApiError.unsupported_media_type(content_type or "(none)", PATCH_TYPES)
         limit = self.server.settings.max_request_bytes
@@ -595,15 +606,20 @@ class Handlers:
             precondition = (patch.get("metadata") or {}).get("resourceVersion") \
                 if isinstance(patch.get("metadata"), dict) else None
         body, status = await self.update_object(t, compute, user=user, dry_run=_dry_run(req),
-                                                precondition=precondition)
+                                                precondition=precondition,
+                                                manager=managed_fields.manager_name(req))
         return ApiResponse.raw(body, status, headers=_warning_header(warnings))
 
     async def update_object(self, t: Target, compute: Callable[[Obj], Obj], *,
                             user: UserInfo, dry_run: bool = False,
                             precondition: str | None = None,
-                            create_body: Obj | None = None) -> tuple[bytes, int]:
+                            create_body: Obj | None = None,
+                            manager: str | None = None) -> tuple[bytes, int]:
         """The update pipeline with compare-and-swap; retries a lost race unless the client
-        gave a resourceVersion.  Returns the new JSON and the HTTP status."""
+        gave a resourceVersion.  Returns the new JSON and the HTTP status.
+
+        :param manager: the field manager to record in managedFields (None: none).
+        """
         kind = t.kind
         strategy = kind.strategy
         key = kind.key(t.namespace, t.name or "")
@@ -614,7 +630,7 @@ class Handlers:
                 if create_body is not None and strategy.allow_create_on_update and sub is None:
                     created = await self.create_object(
                         Target(kind, t.namespace, None, None), create_body, user=user,
-                        dry_run=dry_run)
+                        dry_run=dry_run, manager=manager)
                     return created, 201
                 raise ApiError.not_found(kind.plural, kind.group, t.name or "")
             current = decode_stored(kv.value, kv.mod_revision)
@@ -636,6 +652,8 @@ class Handlers:
                 strategy.prepare_for_update(new, current)
                 causes = strategy.validate_update(new, current, namespaced=kind.namespaced)
                 causes += _finalizer_causes(new, current)
+            if manager is not None:  # managedFields (kubeling.api.apply)
+                managed_fields.track_update(kind, sub, current, new, manager)
             if causes:
                 raise ApiError.invalid(kind.kind, kind.group, t.name or "", causes)
             await self._admit("UPDATE", t, new, current, user, dry_run, mutating=False)
@@ -856,7 +874,8 @@ class Handlers:
             return current
 
         raw, _ = await self.update_object(scale_target, compute, user=user,
-                                          dry_run=_dry_run(req), precondition=precondition)
+                                          dry_run=_dry_run(req), precondition=precondition,
+                                          manager=managed_fields.manager_name(req))
         return ApiResponse.json(_to_scale(orjson.loads(raw)))
 
     async def bind(self, t: Target, req: ApiRequest, user: UserInfo) -> ApiResponse:
