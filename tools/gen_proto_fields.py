@@ -10,22 +10,25 @@ Inputs (none of them is committed; they are upstream files and binaries):
 * ``.proto`` texts -- the ``generated.proto`` files of ``k8s.io/api`` and
   ``k8s.io/apimachinery`` (any release; later files on the command line add fields to
   earlier ones).  Only names, numbers, labels and types are read, never comments.
-* optionally one or more Go binaries built with those packages (``kubectl`` is one):
-  client-go registers each package's ``FileDescriptorProto`` gzipped in the binary, and
-  those descriptors carry the gogoproto ``nullable`` option, which tells a pointer field
-  (``*int32``) from a value field (``int32``).  That is what decides whether a zero value
-  that is present on the wire (k8s' marshaller writes every value field, zero or not) is
-  kept, as JSON would keep a set pointer, or dropped, as JSON's ``omitempty`` would.
-  Fields and messages found only in a binary are added as well.
+* optionally one or more Go binaries built with those packages (``kubectl`` is one), for
+  two things a ``.proto`` text does not say:
 
-Two things come from kubeling's own attrs models (:mod:`kubeling.api.objects`), falling back
-to the installed ``kubernetes`` client's ``attribute_map`` for messages without a model:
+  - client-go registers each package's ``FileDescriptorProto`` gzipped in the binary; its
+    fields are merged with the texts' (and must agree with them);
+  - the Go runtime type information of the API structs (ELF x86-64 binaries of Go >= 1.19):
+    each field's kind and struct tag, e.g. ``Value int32 `json:"value" protobuf:"...,2,..."```.
+    k8s' marshaller writes every *value* field, zero or not, so a zero on the wire is kept
+    when JSON would keep it (pointer fields like ``*int32 replicas``, fields without
+    ``omitempty``) and dropped when JSON's ``omitempty`` would drop it (flag ``omitempty``).
+    Without a binary no zero value is dropped.
 
-* **inline fields**: where Go embeds a struct with ``json:",inline"`` the protobuf message
-  has a nested message field instead (``Volume.volumeSource``, ``Probe.handler``, ...).  A
-  message-typed field whose name is not a JSON field of the model, while most of the nested
-  message's fields are, is marked ``inline``; the decoder flattens it into the parent.
-* **required** fields (no ``omitempty`` in Go): their zero values are always kept.
+**Inline fields**: where Go embeds a struct with ``json:",inline"`` the protobuf message has a
+nested message field instead (``Volume.volumeSource``, ``Probe.handler``, ...).  They are
+detected by comparing with kubeling's attrs models (:mod:`kubeling.api.objects`, falling back
+to the installed ``kubernetes`` client's ``attribute_map`` for messages without a model): a
+message-typed field whose name is not a JSON field of the model, while most of the nested
+message's fields are, is inline.  The Go struct tags, when a binary is given, confirm them
+(and add any the models cannot show); disagreements are reported.
 
 Usage (from the repository root)::
 
@@ -43,6 +46,7 @@ import importlib
 import inspect
 import math
 import re
+import struct
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -100,7 +104,8 @@ DESCRIPTOR_TYPES = {
     16: "sfixed64", 17: "sint32", 18: "sint64", 14: "int32",
 }  # fmt: skip
 
-GOGO_NULLABLE = 65001
+#: Go reflect kinds (internal/abi) the type-information reader cares about.
+GO_ARRAY, GO_MAP, GO_PTR, GO_SLICE, GO_STRUCT = 17, 21, 22, 23, 25
 
 
 # --------------------------------------------------------------------------------------
@@ -117,7 +122,6 @@ class Field:
     repeated: bool
     type: str | None
     map_kv: tuple[str, str] | None = None
-    nullable: bool | None = None
     scope: str = ""
 
     def signature(self) -> tuple[object, ...]:
@@ -152,8 +156,6 @@ class Tables:
                     f"{source}: {msg.name} field {num} is {fld.signature()}, "
                     f"another input says {old.signature()}"
                 )
-            if old.nullable is None:
-                old.nullable = fld.nullable
 
 
 # --------------------------------------------------------------------------------------
@@ -288,28 +290,11 @@ class _ProtoParser:
         fname = self._next()
         self._expect("=")
         number = int(self._next())
-        nullable = None
-        if self._peek() == "[":
-            nullable = self._options()
+        if self._peek() == "[":  # field options: none of them matters here
+            while self._next() != "]":
+                pass
         self._expect(";")
-        msg.fields[number] = Field(fname, number, repeated, ftype, map_kv, nullable, msg.name)
-
-    def _options(self) -> bool | None:
-        """Read ``[...]`` field options; return gogoproto.nullable if given."""
-        self._expect("[")
-        nullable = None
-        while True:
-            key: list[str] = []
-            while (tok := self._next()) != "=":
-                key.append(tok)
-            value = self._next()
-            if "".join(key) in ("(gogoproto.nullable)", "(gogoproto).nullable"):
-                nullable = value == "true"
-            sep = self._next()
-            if sep == "]":
-                return nullable
-            if sep != ",":
-                raise SystemExit(f"{self.source}: bad field options near {sep!r}")
+        msg.fields[number] = Field(fname, number, repeated, ftype, map_kv, msg.name)
 
 
 def read_proto(path: Path) -> tuple[list[Message], list[str]]:
@@ -381,10 +366,6 @@ def _descriptor_message(raw: bytes, scope: str, out: list[Message]) -> None:
         repeated = fd.get(4) == 3
         kind = int(fd[5])  # type: ignore[arg-type]
         type_name = fd.get(6, b"").decode()  # type: ignore[union-attr]
-        nullable = True
-        for opt, ovalue in _fields(fd.get(8, b"")):  # type: ignore[arg-type]
-            if opt == GOGO_NULLABLE:
-                nullable = bool(ovalue)
         map_kv = None
         ftype: str | None
         if kind == 11 and type_name.lstrip(".") in nested:
@@ -400,7 +381,7 @@ def _descriptor_message(raw: bytes, scope: str, out: list[Message]) -> None:
             ftype = type_name
         else:
             ftype = DESCRIPTOR_TYPES[kind]
-        msg.fields[number] = Field(fname, number, repeated, ftype, map_kv, nullable, name)
+        msg.fields[number] = Field(fname, number, repeated, ftype, map_kv, name)
     out.append(msg)
 
 
@@ -411,9 +392,8 @@ def _descriptor_type(fd: dict[int, int | bytes]) -> str:
     return DESCRIPTOR_TYPES[kind]
 
 
-def read_go_binary(path: Path) -> Iterator[tuple[str, list[Message]]]:
-    """Yield (proto file name, messages) for each k8s.io descriptor gzipped in ``path``."""
-    data = path.read_bytes()
+def read_go_descriptors(data: bytes) -> Iterator[tuple[str, list[Message]]]:
+    """Yield (proto file name, messages) for each k8s.io descriptor gzipped in a binary."""
     for match in re.finditer(rb"\x1f\x8b\x08\x00\x00\x00\x00\x00", data):
         try:
             raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(
@@ -436,6 +416,136 @@ def read_go_binary(path: Path) -> Iterator[tuple[str, list[Message]]]:
             if num == 4:
                 _descriptor_message(value, package, messages)  # type: ignore[arg-type]
         yield names[0].decode(), messages
+
+
+# --------------------------------------------------------------------------------------
+# Go runtime type information: struct fields, their kinds and tags
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GoField:
+    """What a Go API struct says about the field carrying one protobuf field number."""
+
+    json_name: str
+    omitempty: bool
+    pointer: bool
+    inline: bool
+
+
+class _GoTypes:
+    """Reads ``internal/abi`` type descriptors out of an ELF x86-64 Go binary (Go >= 1.19).
+
+    Types are found from the ``.typelink`` table (offsets from the start of ``.rodata``,
+    which is where the linker puts ``runtime.types``) and by following element and field
+    types.  Layouts: ``abi.Type`` is 48 bytes with the kind at byte 23 and the name offset
+    at byte 40; a struct type adds its package path pointer and its fields slice (24-byte
+    entries: name pointer, type pointer, offset); names are a flag byte, a varint length,
+    the bytes, then (flag 2) a varint-length tag; flag 8 marks an embedded field.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+            raise ValueError("not a little-endian 64-bit ELF file")
+        shoff = struct.unpack_from("<Q", data, 0x28)[0]
+        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+        headers = [
+            struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)
+        ]
+        strtab = headers[shstrndx][4]
+        self.sections: dict[str, tuple[int, int, int]] = {}
+        for name_off, _type, _flags, addr, offset, size in headers:
+            end = data.index(b"\0", strtab + name_off)
+            self.sections[data[strtab + name_off : end].decode()] = (addr, offset, size)
+        if ".typelink" not in self.sections or ".rodata" not in self.sections:
+            raise ValueError("no .typelink/.rodata sections (not a Go binary?)")
+        self.data = data
+        self.base = self.sections[".rodata"][0]
+        self.ranges = sorted(v for v in self.sections.values() if v[0])
+
+    def offset(self, addr: int) -> int:
+        for start, off, size in self.ranges:
+            if start <= addr < start + size:
+                return off + addr - start
+        raise ValueError(f"address {addr:#x} is in no section")
+
+    def q(self, off: int) -> int:
+        return struct.unpack_from("<Q", self.data, off)[0]
+
+    def name(self, off: int) -> tuple[str, str, int]:
+        flags = self.data[off]
+        size, pos = _varint(self.data, off + 1)
+        text = self.data[pos : pos + size].decode("utf-8", "replace")
+        pos += size
+        tag = ""
+        if flags & 2:
+            tag_size, pos = _varint(self.data, pos)
+            tag = self.data[pos : pos + tag_size].decode("utf-8", "replace")
+        return text, tag, flags
+
+    def header(self, addr: int) -> tuple[int, int, int, str]:
+        off = self.offset(addr)
+        tflag, kind = self.data[off + 20], self.data[off + 23] & 0x1F
+        name_off = struct.unpack_from("<i", self.data, off + 40)[0]
+        text = self.name(self.offset(self.base + name_off))[0]
+        return off, kind, tflag, text[1:] if tflag & 2 else text
+
+    def structs(self) -> Iterator[tuple[str, str, list[tuple[str, str, int]]]]:
+        """Yield (package path, type name, [(field name, tag, kind)]) of every struct."""
+        _addr, off, size = self.sections[".typelink"]
+        stack = [self.base + o for o in struct.unpack_from(f"<{size // 4}i", self.data, off)]
+        seen: set[int] = set()
+        while stack:
+            addr = stack.pop()
+            if not addr or addr in seen:
+                continue
+            seen.add(addr)
+            try:
+                off, kind, tflag, type_name = self.header(addr)
+            except (ValueError, IndexError, struct.error):
+                continue
+            if kind in (GO_PTR, GO_SLICE, GO_ARRAY):
+                stack.append(self.q(off + 48))
+            elif kind == GO_MAP:
+                stack += [self.q(off + 48), self.q(off + 56)]
+            elif kind == GO_STRUCT:
+                fields_addr, count = self.q(off + 56), self.q(off + 64)
+                fields = []
+                for i in range(count if count < 10_000 else 0):
+                    entry = self.offset(fields_addr) + 24 * i
+                    field_name, tag, _flags = self.name(self.offset(self.q(entry)))
+                    field_type = self.q(entry + 8)
+                    stack.append(field_type)
+                    fields.append((field_name, tag, self.header(field_type)[1]))
+                if tflag & 1:  # uncommon type data follows: package path
+                    pkg_off = struct.unpack_from("<i", self.data, off + 80)[0]
+                    package = self.name(self.offset(self.base + pkg_off))[0]
+                    yield package, type_name.rpartition(".")[2], fields
+
+
+_TAG = re.compile(r'(\w+):"((?:[^"\\]|\\.)*)"')
+
+
+def read_go_struct_tags(data: bytes) -> dict[tuple[str, int], GoField]:
+    """(message, field number) -> :class:`GoField`, for the API structs of :data:`PACKAGES`.
+
+    :raises ValueError: when the binary cannot be read this way.
+    """
+    out: dict[tuple[str, int], GoField] = {}
+    for package, type_name, fields in _GoTypes(data).structs():
+        proto_package = package.replace("/", ".")
+        if proto_package not in PACKAGES:
+            continue
+        for _field_name, tag, kind in fields:
+            tags = dict(_TAG.findall(tag))
+            if "protobuf" not in tags or "json" not in tags:
+                continue
+            number = int(tags["protobuf"].split(",")[1])
+            json_name, *options = tags["json"].split(",")
+            out[(f"{proto_package}.{type_name}", number)] = GoField(
+                json_name, "omitempty" in options, kind == GO_PTR, "inline" in options
+            )
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -476,10 +586,9 @@ def resolve(messages: Iterable[Message], known: set[str], enums: set[str]) -> No
 
 @dataclass
 class ModelInfo:
-    """JSON field names of a message's model and which of them are required."""
+    """JSON field names of a message's model, and where they came from."""
 
     names: frozenset[str]
-    required: frozenset[str]
     source: str
 
 
@@ -502,7 +611,6 @@ def model_infos(messages: Iterable[str]) -> dict[str, ModelInfo]:
             fields = schema_for(obj).fields
             infos[proto_name] = ModelInfo(
                 frozenset(fields) - {"apiVersion", "kind"},
-                frozenset(name for name, info in fields.items() if info.required),
                 f"kubeling.api.objects.{mod_name}.{obj.__name__}",
             )
     try:
@@ -521,7 +629,6 @@ def model_infos(messages: Iterable[str]) -> dict[str, ModelInfo]:
             if cls is not None and hasattr(cls, "attribute_map"):
                 infos[name] = ModelInfo(
                     frozenset(cls.attribute_map.values()) - {"apiVersion", "kind"},
-                    frozenset(),
                     f"kubernetes.client.models.{candidate}",
                 )
                 break
@@ -562,19 +669,6 @@ def detect_inline(tables: Tables, infos: dict[str, ModelInfo]) -> set[tuple[str,
     return inline
 
 
-def required_fields(
-    tables: Tables, infos: dict[str, ModelInfo], inline: set[tuple[str, int]]
-) -> dict[str, frozenset[str]]:
-    """Required JSON names per message; an inlined message takes its parents' models."""
-    required = {name: info.required for name, info in infos.items()}
-    for parent, num in sorted(inline):
-        child = tables.messages[parent].fields[num].type
-        assert child is not None
-        extra = required.get(parent, frozenset())
-        required[child] = required.get(child, frozenset()) | extra
-    return required
-
-
 # --------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------
@@ -602,7 +696,7 @@ def _emit_tuple(prefix: str, items: list[str], indent: str) -> list[str]:
 def render(
     tables: Tables,
     inline: set[tuple[str, int]],
-    required: dict[str, frozenset[str]],
+    go_fields: dict[tuple[str, int], GoField],
     sources: list[str],
 ) -> str:
     """The generated module's text."""
@@ -610,9 +704,9 @@ def render(
         '"""Protobuf field tables of the Kubernetes API packages kubeling serves.',
         "",
         "Generated by tools/gen_proto_fields.py from the generated.proto files of k8s.io/api and",
-        "k8s.io/apimachinery and from the descriptors compiled into a client-go binary (for the",
-        "gogoproto ``nullable`` option).  Only field names, numbers and types are recorded.  Do",
-        "not edit by hand: change the generator and run it again.",
+        "k8s.io/apimachinery and from a client-go binary (its protobuf descriptors, and its Go",
+        "struct tags for ``omitempty``).  Only field names, numbers, types and those two facts",
+        "are recorded.  Do not edit by hand: change the generator and run it again.",
         "",
         "``MESSAGES`` maps a fully-qualified message name to ``{number: field}``, where a field",
         "is ``(json_name, kind, type, repeated, map_kv, flags)``:",
@@ -621,8 +715,8 @@ def render(
         "* ``type`` is the scalar type or the fully-qualified message name (None for maps);",
         "* ``map_kv`` is ``(key type, value type)`` for maps, else None;",
         '* ``flags`` holds comma-separated words: ``inline`` (Go embeds the nested message in',
-        "  its parent's JSON object), ``omitempty`` (a value field whose zero value JSON",
-        "  omits), ``required`` (a field JSON always carries).",
+        "  its parent's JSON object) and ``omitempty`` (a scalar value field whose zero value",
+        "  JSON omits; zeros of other fields that are on the wire are kept).",
         '"""',
         "",
         "from __future__ import annotations",
@@ -665,18 +759,16 @@ def render(
     for name in sorted(tables.messages):
         msg = tables.messages[name]
         lines.append(f"    {_type_expr(name)}: {{")
-        req = required.get(name, frozenset())
         for num in sorted(msg.fields):
             fld = msg.fields[num]
             flags = []
             if (name, num) in inline:
                 flags.append("inline")
             scalar = fld.map_kv is None and fld.type in SCALARS
-            value_field = fld.nullable is False or fld.type == "bytes"
-            if scalar and not fld.repeated and fld.name not in req and value_field:
+            go = go_fields.get((name, num))
+            omitempty = (go.omitempty and not go.pointer) if go else fld.type == "bytes"
+            if scalar and not fld.repeated and omitempty:
                 flags.append("omitempty")
-            if fld.name in req:
-                flags.append("required")
             if fld.map_kv is not None:
                 kind, kv = "map", f"({_type_expr(fld.map_kv[0])}, {_type_expr(fld.map_kv[1])})"
             else:
@@ -722,14 +814,22 @@ def main(argv: list[str] | None = None) -> int:
         if kept:
             batches.append((str(path), kept))
             sources.append(f"proto: {_short_source(path)}")
+    go_fields: dict[tuple[str, int], GoField] = {}
     for binary in args.go_binary:
+        data = binary.read_bytes()
         seen = 0
-        for proto_name, messages in read_go_binary(binary):
+        for proto_name, messages in read_go_descriptors(data):
             batches.append((f"{binary}:{proto_name}", messages))
             seen += 1
         if not seen:
             raise SystemExit(f"{binary}: no k8s.io protobuf descriptors found")
-        sources.append(f"descriptors: {binary.name} ({seen} files)")
+        try:
+            tags = read_go_struct_tags(data)
+        except ValueError as exc:
+            raise SystemExit(f"{binary}: cannot read Go type information: {exc}") from None
+        for key, value in tags.items():
+            go_fields.setdefault(key, value)
+        sources.append(f"Go binary: {binary.name} ({seen} descriptors, {len(tags)} struct tags)")
     known = {m.name for _, messages in batches for m in messages} | enums
     tables = Tables()
     for source, messages in batches:
@@ -742,9 +842,16 @@ def main(argv: list[str] | None = None) -> int:
 
     infos = model_infos(tables.messages)
     inline = detect_inline(tables, infos)
-    required = required_fields(tables, infos, inline)
+    go_inline = {
+        key for key, go in go_fields.items() if go.inline and key[0] in tables.messages
+    }
+    for parent, num in sorted(go_inline ^ inline):
+        fld = tables.messages[parent].fields[num]
+        side = "Go struct tags" if (parent, num) in go_inline else "the models"
+        print(f"inline only by {side}: {parent}.{fld.name}", file=sys.stderr)
+    inline |= go_inline
     _report(tables, infos, inline)
-    text = render(tables, inline, required, sources)
+    text = render(tables, inline, go_fields, sources)
     if args.check:
         current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
         if current != text:
