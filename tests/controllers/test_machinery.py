@@ -20,7 +20,7 @@ from kubeling.client.resources import CONFIGMAPS, EVENTS
 from kubeling.config import ConfigError, load_config
 from kubeling.plugins import PluginHost
 
-# -- queue -------------------------------------------------------------------------------
+# -- queue ---------------------------------------------------------------------------------
 
 
 async def test_queue_dedupes_waiting_keys() -> None:
@@ -85,7 +85,7 @@ async def test_queue_shut_down_releases_waiting_workers() -> None:
     assert len(q) == 0
 
 
-# -- expectations ------------------------------------------------------------------------
+# -- expectations --------------------------------------------------------------------------
 
 
 def test_expectations_hold_until_observed_or_expired() -> None:
@@ -116,7 +116,7 @@ def test_uid_tracking_expectations_count_each_deleted_object_once() -> None:
     assert e.satisfied("rs")
 
 
-# -- config ------------------------------------------------------------------------------
+# -- config --------------------------------------------------------------------------------
 
 
 def _config_class() -> Any:
@@ -154,7 +154,7 @@ def test_plugin_registers_its_controllers_component_and_admitter() -> None:
     assert contributions.get("admitter", "DefaultTolerationSeconds") is not None
 
 
-# -- events ------------------------------------------------------------------------------
+# -- events --------------------------------------------------------------------------------
 
 
 async def test_events_are_deduplicated_aggregated_and_spam_filtered(tmp_path: Path) -> None:
@@ -191,7 +191,7 @@ async def test_events_are_deduplicated_aggregated_and_spam_filtered(tmp_path: Pa
         await sink.close()
 
 
-# -- the reconcile loop ------------------------------------------------------------------
+# -- the reconcile loop --------------------------------------------------------------------
 
 
 class _Probe(Controller):

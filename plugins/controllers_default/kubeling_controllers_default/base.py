@@ -211,7 +211,7 @@ class Controller:
         self.busy_seconds = 0.0
         """Time spent inside :meth:`reconcile` (awaits included)."""
 
-    # -- for subclasses --------------------------------------------------------------------------
+    # -- for subclasses --------------------------------------------------------------------
 
     def informer(self, resource: Resource, **kw: Any) -> Informer:
         """A shared informer this controller waits for before reconciling."""
@@ -239,7 +239,7 @@ class Controller:
     async def background(self) -> None:
         """Extra work beside the workers (periodic checks); runs until cancelled."""
 
-    # -- the loop ---------------------------------------------------------------------------------
+    # -- the loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Wait for the caches, then reconcile until cancelled."""

@@ -129,7 +129,7 @@ class EventSink:
             finally:
                 self._queue.task_done()
 
-    # -- correlation --------------------------------------------------------------------------
+    # -- correlation -----------------------------------------------------------------------
 
     @staticmethod
     def _lru_put(cache: collections.OrderedDict[Any, Any], key: Any, value: Any) -> None:

@@ -61,7 +61,7 @@ class RateLimitingQueue:
         self.adds = 0
         """Keys handed to workers so far (for metrics and benchmarks)."""
 
-    # -- adding ------------------------------------------------------------------------------
+    # -- adding ----------------------------------------------------------------------------
 
     def add(self, key: Hashable) -> None:
         """Queue ``key`` now (no-op if it is already waiting)."""
@@ -115,7 +115,7 @@ class RateLimitingQueue:
         """Failures of ``key`` since it last succeeded."""
         return self._failures.get(key, 0)
 
-    # -- taking ------------------------------------------------------------------------------
+    # -- taking ----------------------------------------------------------------------------
 
     async def get(self) -> Hashable | None:
         """The next key to process; ``None`` once the queue is shut down."""
@@ -150,7 +150,7 @@ class RateLimitingQueue:
                 waiter.set_result(None)
                 return
 
-    # -- state ---------------------------------------------------------------------------------
+    # -- state -----------------------------------------------------------------------------
 
     def __len__(self) -> int:
         """Keys waiting now (not the delayed ones, not those being processed)."""

@@ -103,7 +103,7 @@ class ReplicaSetController(Controller):
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated,
                               on_delete=self._pod_deleted)
 
-    # -- handlers ----------------------------------------------------------------------------
+    # -- handlers --------------------------------------------------------------------------
 
     def _owner_updated(self, old: Obj, new: Obj) -> None:
         self.enqueue(new)
@@ -179,7 +179,7 @@ class ReplicaSetController(Controller):
         self.expectations.deletion_observed_of(key, ns_name(pod))
         self.enqueue(key)
 
-    # -- reconcile -----------------------------------------------------------------------------
+    # -- reconcile -------------------------------------------------------------------------
 
     async def _can_adopt(self, owner: Obj) -> bool:
         m = meta(owner)

@@ -103,7 +103,7 @@ class StandInNodes:
         self.status_updates = 0
         self.finalized = 0
 
-    # -- lifecycle ------------------------------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> StandInNodes:
         self.pods.add_handler(on_add=self._pod_event,
@@ -134,7 +134,7 @@ class StandInNodes:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    # -- nodes ------------------------------------------------------------------------------------
+    # -- nodes -----------------------------------------------------------------------------
 
     async def add(self, name: str, *, labels: Mapping[str, str] | None = None,
                   taints: list[Obj] | None = None, ready: bool = True,
@@ -233,7 +233,7 @@ class StandInNodes:
                 if not (pod.get("spec") or {}).get("nodeName"):
                     self._enqueue(object_key(pod))
 
-    # -- pods -------------------------------------------------------------------------------
+    # -- pods ------------------------------------------------------------------------------
 
     def _pod_event(self, pod: Obj) -> None:
         self._enqueue(object_key(pod))
@@ -376,7 +376,7 @@ class StandInNodes:
                                 subresource="status")
         self.status_updates += 1
 
-    # -- scheduling ------------------------------------------------------------------------------
+    # -- scheduling ------------------------------------------------------------------------
 
     @staticmethod
     def _schedulable(node: Obj) -> bool:
