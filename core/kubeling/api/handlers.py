@@ -381,6 +381,7 @@ class Handlers:
                                           send_initial and bookmarks)
         else:
             stream = self._stream_storage(kind, flt, after, timeout)
+        stream = tables.transform_events(kind, stream, req)  # as=Table / metadata watches
         return ApiResponse(status=200, stream=stream,
                            headers={"Cache-Control": "no-cache, private"})
 
