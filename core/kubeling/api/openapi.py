@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from kubeling.api.apply import ATOMIC_STRUCTS
 from kubeling.api.registry import KindInfo, KindRegistry
 from kubeling.api.schema import ANY, LIST, MAP, OBJECT, SCALAR, FieldInfo, Schema, schema_for
 
@@ -264,6 +265,8 @@ class _Schemas:
             out["properties"] = properties
         if required:
             out["required"] = required
+        if name in ATOMIC_STRUCTS:
+            out["x-kubernetes-map-type"] = "atomic"
         if name in self.gvks:
             out["x-kubernetes-group-version-kind"] = self.gvks[name]
         return name

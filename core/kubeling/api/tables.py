@@ -6,14 +6,25 @@ columns the server chose; each kind's strategy names its columns.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
+
+import orjson
 
 from kubeling.api.kinds._common import AGE
 from kubeling.api.registry import KindInfo
 from kubeling.api.request import ApiRequest
 from kubeling.api.strategy import TableColumn
 
-__all__ = ["partial_metadata", "table", "wants_metadata", "wants_table"]
+__all__ = [
+    "partial_metadata",
+    "partial_metadata_list",
+    "table",
+    "transform_events",
+    "wants_metadata",
+    "wants_table",
+]
 
 Obj = dict[str, Any]
 
@@ -100,6 +111,48 @@ def partial_metadata(obj: Obj, version: str = "v1") -> Obj:
             "metadata": obj.get("metadata") or {}}
 
 
-def partial_metadata_list(objects: list[Obj], meta: Obj) -> Obj:
-    return {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-            "metadata": meta, "items": [partial_metadata(o) for o in objects]}
+def partial_metadata_list(objects: list[Obj], meta: Obj, version: str = "v1") -> Obj:
+    return {"kind": "PartialObjectMetadataList", "apiVersion": f"meta.k8s.io/{version}",
+            "metadata": meta, "items": [partial_metadata(o, version) for o in objects]}
+
+
+_OBJECT_EVENTS = frozenset({"ADDED", "MODIFIED", "DELETED"})
+
+
+async def transform_events(kind: KindInfo, stream: AsyncIterator[bytes], req: ApiRequest
+                           ) -> AsyncIterator[bytes]:
+    """A watch stream with each event's object as the client asked for it: a one-row Table
+    (column definitions only in the first, as Kubernetes sends them) or a
+    PartialObjectMetadata.  Other streams pass through."""
+    as_table = wants_table(req)
+    as_metadata = not as_table and wants_metadata(req)
+    if not as_table and not as_metadata:
+        async for chunk in stream:
+            yield chunk
+        return
+    version = (_first_as(req) or {}).get("v", "v1")
+    first = True
+    try:
+        async for chunk in stream:
+            out = []
+            for line in chunk.split(b"\n"):
+                if not line.strip():
+                    continue
+                event = orjson.loads(line)
+                obj = event.get("object")
+                if event.get("type") in _OBJECT_EVENTS and isinstance(obj, dict):
+                    if as_table:
+                        rv = (obj.get("metadata") or {}).get("resourceVersion")
+                        converted = table(kind, [obj], req, list_rv=rv)
+                        if not first:
+                            converted["columnDefinitions"] = []
+                        first = False
+                    else:
+                        converted = partial_metadata(obj, version)
+                    event["object"] = converted
+                out.append(orjson.dumps(event) + b"\n")
+            if out:
+                yield b"".join(out)
+    finally:
+        with contextlib.suppress(Exception):
+            await stream.aclose()  # type: ignore[attr-defined]
