@@ -449,9 +449,7 @@ class _GoTypes:
             raise ValueError("not a little-endian 64-bit ELF file")
         shoff = struct.unpack_from("<Q", data, 0x28)[0]
         shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
-        headers = [
-            struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)
-        ]
+        headers = [struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)]
         strtab = headers[shstrndx][4]
         self.sections: dict[str, tuple[int, int, int]] = {}
         for name_off, _type, _flags, addr, offset, size in headers:
@@ -714,7 +712,7 @@ def render(
         '* ``kind`` is ``"scalar"``, ``"message"`` or ``"map"``;',
         "* ``type`` is the scalar type or the fully-qualified message name (None for maps);",
         "* ``map_kv`` is ``(key type, value type)`` for maps, else None;",
-        '* ``flags`` holds comma-separated words: ``inline`` (Go embeds the nested message in',
+        "* ``flags`` holds comma-separated words: ``inline`` (Go embeds the nested message in",
         "  its parent's JSON object) and ``omitempty`` (a scalar value field whose zero value",
         "  JSON omits; zeros of other fields that are on the wire are kept).",
         '"""',
@@ -842,9 +840,7 @@ def main(argv: list[str] | None = None) -> int:
 
     infos = model_infos(tables.messages)
     inline = detect_inline(tables, infos)
-    go_inline = {
-        key for key, go in go_fields.items() if go.inline and key[0] in tables.messages
-    }
+    go_inline = {key for key, go in go_fields.items() if go.inline and key[0] in tables.messages}
     for parent, num in sorted(go_inline ^ inline):
         fld = tables.messages[parent].fields[num]
         side = "Go struct tags" if (parent, num) in go_inline else "the models"
