@@ -51,7 +51,9 @@ __all__ = [
     "decode_request",
     "encode_message",
     "encode_object",
+    "go_duration",
     "message_for",
+    "parse_go_duration",
 ]
 
 MAGIC = b"k8s\x00"
