@@ -30,6 +30,8 @@ try:  # the C loader is much faster where PyYAML was built with libyaml
 except AttributeError:  # pragma: no cover
     _YamlLoader = yaml.SafeLoader
 
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
 dumps = orjson.dumps
 loads = orjson.loads
 
@@ -38,6 +40,17 @@ def decode_body(body: bytes, content_type: str) -> Any:
     """Parse a request body as JSON or YAML; malformed input is a 400 naming the problem."""
     if not body.strip():
         raise ApiError.bad_request("the request body is empty; an object was expected")
+    if content_type.startswith(PROTOBUF):
+        from kubeling.api.protobuf import ProtobufError, UnknownKindError, decode_request
+
+        try:
+            return decode_request(body)
+        except UnknownKindError as exc:
+            raise ApiError.unsupported_media_type(
+                PROTOBUF, ("application/json", "application/yaml")) from exc
+        except ProtobufError as exc:
+            raise ApiError.bad_request(f"the request body is not valid Kubernetes protobuf: "
+                                       f"{exc}") from None
     if "yaml" in content_type:
         try:
             return yaml.load(body, Loader=_YamlLoader)

@@ -60,7 +60,7 @@ PATCH_TYPES = (
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
 )
-BODY_TYPES = ("application/json", "application/yaml")
+BODY_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 MAX_CONFLICT_RETRIES = 20
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -876,7 +876,8 @@ class Handlers:
 
         raw, _ = await self.update_object(scale_target, compute, user=user,
                                           dry_run=_dry_run(req), precondition=precondition,
-                                          manager=managed_fields.manager_name(req))
+                                          manager=managed_fields.manager_name(
+                                              req, subresource="scale"))
         return ApiResponse.json(_to_scale(orjson.loads(raw)))
 
     async def bind(self, t: Target, req: ApiRequest, user: UserInfo) -> ApiResponse:
