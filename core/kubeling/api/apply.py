@@ -42,6 +42,7 @@ from kubeling.api.schema import LIST, MAP, OBJECT, UNKNOWN, UNKNOWN_SCHEMA, Sche
 __all__ = [
     "APPLY_PATCH",
     "ATOMIC_STRUCTS",
+    "FieldManager",
     "apply_configuration",
     "apply_request",
     "decode_fields",
@@ -498,12 +499,28 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def manager_name(req: ApiRequest, *, required: bool = False) -> str:
+class FieldManager(str):
+    """A field manager's name, with the subresource it writes through (``scale``) when that
+    is not the request's own target."""
+
+    subresource: str = ""
+
+
+def manager_name(req: ApiRequest, *, required: bool = False, subresource: str = ""
+                 ) -> FieldManager:
     """The request's field manager: ``fieldManager``, else the User-Agent's product name.
 
+    :param subresource: recorded with the manager's entry (``scale``: the scale
+        subresource writes the object's own fields).
     :raises ApiError: 422 for a manager name Kubernetes rejects, or a missing one where
         ``required`` (apply).
     """
+    name = FieldManager(_manager_name(req, required))
+    name.subresource = subresource
+    return name
+
+
+def _manager_name(req: ApiRequest, required: bool) -> str:
     given = req.query.get("fieldManager")
     options = "PatchOptions" if req.method.upper() == "PATCH" else \
         "CreateOptions" if req.method.upper() == "POST" else "UpdateOptions"
@@ -572,7 +589,7 @@ def track_update(kind: KindInfo, subresource: str | None, live: Obj | None, new:
         return
     base = sent if sent and sent != live_entries else live_entries
     managers = _decode_managers(base)
-    sub = subresource or ""
+    sub = subresource or getattr(manager, "subresource", "") or ""
     node = _root(kind)
     diff = compare(_view(kind, live, sub), _view(kind, new, sub), node)
     me = _Manager(manager, "Update", kind.api_version, sub, None, set())
