@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,13 @@ async def test_one_storage_watch_serves_every_client_watch(tmp_path: Path) -> No
 
         async def watch_one() -> list[str]:
             names = []
-            async for event in client.watch(CONFIGMAPS, "default", resource_version=rv,
-                                            timeout_seconds=2, allow_bookmarks=False):
-                names.append(event.object["metadata"]["name"])
-                if len(names) == 3:
-                    break
+            events = client.watch(CONFIGMAPS, "default", resource_version=rv,
+                                  timeout_seconds=2, allow_bookmarks=False)
+            async with contextlib.aclosing(events):  # closing it ends the server's watch
+                async for event in events:
+                    names.append(event.object["metadata"]["name"])
+                    if len(names) == 3:
+                        break
             return names
 
         watchers = [asyncio.create_task(watch_one()) for _ in range(20)]

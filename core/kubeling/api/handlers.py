@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import copy
 import datetime
 import secrets
 import time
@@ -554,8 +553,10 @@ class Handlers:
             raise ApiError.invalid(t.kind.kind, t.kind.group, t.name or "", [Cause.invalid(
                 "metadata.resourceVersion", 0, "must be specified for an update")])
 
+        body_bytes = orjson.dumps(body)
+
         def compute(_current: Obj) -> Obj:
-            return copy.deepcopy(body)
+            return orjson.loads(body_bytes)  # a fresh copy for every attempt
 
         result = await self.update_object(t, compute, user=user, dry_run=_dry_run(req),
                                           precondition=precondition, create_body=body,
@@ -635,7 +636,8 @@ class Handlers:
                     return created, 201
                 raise ApiError.not_found(kind.plural, kind.group, t.name or "")
             current = decode_stored(kv.value, kv.mod_revision)
-            new = compute(copy.deepcopy(current))
+            # a second decode is the cheapest deep copy of the stored object
+            new = compute(decode_stored(kv.value, kv.mod_revision))
             if precondition and precondition != str(kv.mod_revision):
                 raise ApiError.stale(kind.plural, kind.group, t.name or "")
             self._keep_system_meta(new, current)
@@ -644,7 +646,7 @@ class Handlers:
                 causes = strategy.validate_status_update(new, current)
             elif sub == "finalize":
                 finalizers = (new.get("spec") or {}).get("finalizers")
-                new = copy.deepcopy(current)
+                new = decode_stored(kv.value, kv.mod_revision)
                 new.setdefault("spec", {})["finalizers"] = finalizers or []
                 causes = []
             else:
@@ -756,7 +758,7 @@ class Handlers:
                     f"{pre['resourceVersion']}, ResourceVersion in object meta: "
                     f"{meta['resourceVersion']}")
             await self._admit("DELETE", t, None, current, user, dry_run, mutating=False)
-            new = copy.deepcopy(current)
+            new = decode_stored(kv.value, kv.mod_revision)
             nmeta = new["metadata"]
             finalizers = list(nmeta.get("finalizers") or [])
             policy = options.get("propagationPolicy")
@@ -933,8 +935,7 @@ class Handlers:
         key = t.kind.key(t.namespace, t.name or "")
         for _ in range(MAX_CONFLICT_RETRIES):
             kv = await self._read(t)
-            current = decode_stored(kv.value, kv.mod_revision)
-            new = compute(copy.deepcopy(current))
+            new = compute(decode_stored(kv.value, kv.mod_revision))
             if dry_run:
                 return orjson.dumps(new)
             value = encode_for_storage(new)
