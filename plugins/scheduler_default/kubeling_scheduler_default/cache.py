@@ -250,6 +250,7 @@ class Cache:
         """Count ``pi`` on ``node`` before its binding lands."""
         if pi.key in self._pods:
             raise ValueError(f"pod {pi.key} is already in the cache")
+        pi.node_name = node
         self._pods[pi.key] = _PodState(pi, node, True)
         self._place(pi, node)
 
@@ -265,6 +266,7 @@ class Cache:
             return
         del self._pods[pi.key]
         self._unplace(state.info, state.node)
+        state.info.node_name = ""
 
     def is_assumed(self, key: str) -> bool:
         state = self._pods.get(key)
