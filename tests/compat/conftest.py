@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +100,23 @@ class Kubectl:
 
 
 @pytest.fixture(scope="session")
-def kubectl(kubeling: KubelingProcess, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+def kubectl_for(tmp_path_factory: pytest.TempPathFactory
+                ) -> Callable[[KubelingProcess], Kubectl]:
+    """Make a :class:`Kubectl` for another ``kubeling up`` than the session's."""
     if KUBECTL is None:
         pytest.skip("kubectl is not installed")
-    return Kubectl(kubeling.kubeconfig, tmp_path_factory.mktemp("kubectl-cache"))
+
+    def make(proc: KubelingProcess) -> Kubectl:
+        return Kubectl(proc.kubeconfig, tmp_path_factory.mktemp("kubectl-cache"))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeling: KubelingProcess, kubectl_for: Callable[[KubelingProcess], Kubectl]
+            ) -> Kubectl:
+    """The real kubectl against the session's ``kubeling up``."""
+    return kubectl_for(kubeling)
 
 
 @pytest.fixture
