@@ -206,6 +206,17 @@ class DeploymentStrategy(_WorkloadStrategy):
             new_meta = ensure_dict(new, "metadata")
             new_meta["generation"] = int(meta(old).get("generation") or 1) + 1
 
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        # as in Kubernetes, a status update may change the annotations (the deployment
+        # controller records the current revision there without a new generation)
+        annotations = meta(new).get("annotations")
+        super().prepare_for_status_update(new, old)
+        new_meta = ensure_dict(new, "metadata")
+        if annotations is None:
+            new_meta.pop("annotations", None)
+        else:
+            new_meta["annotations"] = annotations
+
     def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
         return self._status_causes(as_dict(new.get("status")),
                                    ("updatedReplicas", "readyReplicas", "availableReplicas",
