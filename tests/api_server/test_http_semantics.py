@@ -189,7 +189,8 @@ async def test_unknown_fields_warn_strict_and_ignore(http: Http) -> None:
     body["metadata"]["name"] = "s"
     status, err, _ = await http.call("POST", CMS, body, params={"fieldValidation": "Strict"})
     assert status == 400
-    assert err["message"].startswith("strict decoding error: ")
+    assert err["message"].startswith('ConfigMap in version "v1" cannot be handled as a '
+                                     'ConfigMap: strict decoding error: ')
     assert 'unknown field "extra"' in err["message"]
     status, _, headers = await http.call("POST", CMS, body, params={"fieldValidation": "Ignore"})
     assert status == 201 and "Warning" not in headers

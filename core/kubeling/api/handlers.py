@@ -92,8 +92,10 @@ def _dry_run(req: ApiRequest) -> bool:
 def _field_validation(req: ApiRequest) -> str:
     value = req.query.get("fieldValidation", "Warn") or "Warn"
     if value not in ("Strict", "Warn", "Ignore"):
-        raise ApiError.bad_request(f'fieldValidation "{value}" is not one of Strict, Warn, '
-                                   f"Ignore")
+        options = {"POST": "CreateOptions", "PUT": "UpdateOptions"}.get(req.method.upper(),
+                                                                         "PatchOptions")
+        raise ApiError.invalid(options, "meta.k8s.io", "", [Cause.not_supported(
+            "fieldValidation", value, ("", "Ignore", "Strict", "Warn"))])
     return value
 
 
@@ -182,7 +184,9 @@ class Handlers:
             if result.unknown_fields:
                 if mode == "Strict":
                     fields = ", ".join(f'unknown field "{f}"' for f in result.unknown_fields)
-                    raise ApiError.bad_request(f"strict decoding error: {fields}")
+                    raise ApiError.bad_request(
+                        f'{want_kind} in version "{kind.version}" cannot be handled as a '
+                        f"{want_kind}: strict decoding error: {fields}")
                 if mode == "Warn":
                     warnings = [f'unknown field "{f}"' for f in result.unknown_fields]
         meta = obj.get("metadata")
