@@ -7,7 +7,7 @@ components exercise exactly the handler stack that kubectl does.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -43,6 +43,9 @@ class ApiResponse:
     headers: dict[str, str] = attrs.field(factory=dict)
     stream: AsyncIterator[bytes] | None = None
     """For watches: chunks to send as they come (the body is then empty)."""
+    upgrade: Callable[[Any], Awaitable[Any]] | None = None
+    """For connection upgrades (exec, attach, port-forward over WebSocket): the HTTP front
+    calls it with its own request object and returns what it returns."""
 
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None
