@@ -96,6 +96,8 @@ class HttpFront:
             body=body,
         )
         resp = await self.server.handle(req)
+        if resp.upgrade is not None:
+            return await resp.upgrade(request)
         if resp.stream is None:
             return web.Response(status=resp.status, body=resp.body,
                                 headers={"Content-Type": resp.content_type, **resp.headers})
