@@ -98,7 +98,7 @@ def test_builtin_kinds_names_scopes_and_subresources() -> None:
     pods = registry.get("", "v1", "pods")
     assert pods is not None
     assert pods.short_names == ("po",) and pods.categories == ("all",)
-    assert pods.subresources == ("status", "binding")
+    assert pods.subresources == ("status", "binding", "log", "exec", "attach", "portforward")
     assert registry.find("deploy") is registry.get("apps", "v1", "deployments")
     assert registry.find("ns").namespaced is False
     assert registry.find("no").namespaced is False

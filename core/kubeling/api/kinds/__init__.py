@@ -86,9 +86,11 @@ def builtin_kinds() -> list[KindInfo]:
               namespaced=False, short_names=("ns",), subresources=("status", "finalize")),
         _kind(*core, "Node", "nodes", NodeStrategy(), module="core_v1", namespaced=False,
               short_names=("no",)),
-        # log, exec, attach, portforward and eviction are to be served later
+        # log, exec, attach and portforward are served by kubeling.api.node_proxy;
+        # eviction is to be served later
         _kind(*core, "Pod", "pods", PodStrategy(), module="core_v1", short_names=("po",),
-              categories=("all",), subresources=("status", "binding")),
+              categories=("all",), subresources=("status", "binding", "log", "exec",
+                                                 "attach", "portforward")),
         _kind(*core, "Service", "services", ServiceStrategy(), module="core_v1",
               short_names=("svc",), categories=("all",)),
         _kind(*core, "Endpoints", "endpoints", EndpointsStrategy(), module="core_v1",
