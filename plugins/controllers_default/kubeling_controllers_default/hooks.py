@@ -46,6 +46,7 @@ def _lazy(module: str, cls: str) -> Callable[[Any], Any]:
 
 CONTROLLERS: dict[str, tuple[str, str]] = {
     "replicaset": ("replicaset", "ReplicaSetController"),
+    "deployment": ("deployment", "DeploymentController"),
     "garbagecollector": ("garbagecollector", "GarbageCollector"),
 }
 """Controller name -> (module, class) of every controller this plugin registers."""
