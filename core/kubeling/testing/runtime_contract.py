@@ -46,6 +46,7 @@ from kubeling.runtime import (
     Mount,
     NotFoundError,
     PodSandboxConfig,
+    PortMapping,
     Runtime,
     SandboxState,
 )
@@ -264,7 +265,8 @@ class RuntimeContract:
     async def test_containers_share_the_sandbox_network(self, runtime: Runtime, image: str,
                                                         labels: dict[str, str],
                                                         cleanup: None) -> None:
-        sandbox_id, _, cfg = await self.run(runtime, labels, image, HTTPD)
+        sandbox_id, _, cfg = await self.run(runtime, labels, image, HTTPD,
+                                            ports=[PortMapping(container_port=8080)])
         _, client, _ = await self.run(
             runtime, labels, image,
             "for i in $(seq 50); do wget -q -O - http://127.0.0.1:8080/ && exit 0; "

@@ -493,9 +493,8 @@ class DockerRuntime:
                 f":{sec.run_as_group}" if sec.run_as_group is not None else "")
         elif sec.run_as_group is not None:
             body["User"] = f"0:{sec.run_as_group}"
-        if config.ports:
-            body["ExposedPorts"] = {f"{p.container_port}/{p.protocol.lower()}": {}
-                                    for p in config.ports}
+        # config.ports are informational: a container joined to the sandbox's network
+        # cannot expose ports of its own (dockerd refuses), and pod IPs are reachable as is
         name = (f"k8s_{config.name}_{sandbox.name}_{sandbox.namespace}_{sandbox.uid}_"
                 f"{config.attempt}")
         return await self._create(body, name)
