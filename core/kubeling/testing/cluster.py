@@ -55,6 +55,8 @@ class KubelingProcess:
         cmd += self.args
         env = {**os.environ, **(self.env or {})}
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # a test cluster never pulls images from a remote registry (kubeling-runtime-docker)
+        env.setdefault("KUBELING_DOCKER_OFFLINE", "1")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env=env)
         found = threading.Event()
