@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 bash scripts/start-daemons.sh
+# Tests never pull images from remote registries: they build theirs locally.
+export KUBELING_DOCKER_OFFLINE=1
 exec .venv/bin/python -m pytest "$@"
