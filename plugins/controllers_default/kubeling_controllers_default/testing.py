@@ -4,7 +4,8 @@
 Node objects, renews their Leases, binds pending pods to a fitting node (nodeSelector,
 required node affinity, taints, cordon -- a tiny scheduler), marks bound pods Running and
 Ready through the status subresource (or Succeeded/Failed, for pods that finish), and
-finishes graceful deletions as a node agent does.  :meth:`StandInNodes.kill` stops one
+finishes graceful deletions as a node agent does.  It binds pods only to its own nodes,
+so several stand-ins (one per test) can share a cluster.  :meth:`StandInNodes.kill` stops one
 node's agent: its Lease stops being renewed and its pods are left as they are.
 
 It stands in for the real node agent and scheduler, which are tested on their own.
@@ -400,7 +401,8 @@ class StandInNodes:
         return node_matches_pod(spec, node)
 
     async def _schedule(self, key: str, pod: Obj) -> None:
-        candidates = [n for n in self.node_informer.list() if self.fits(pod, n)]
+        candidates = [n for n in self.node_informer.list()
+                      if meta(n).get("name") in self.nodes and self.fits(pod, n)]
         if not candidates:
             return
         load: dict[str, int] = {}
