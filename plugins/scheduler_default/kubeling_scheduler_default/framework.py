@@ -24,7 +24,9 @@ Hot loops call plain methods (never a hook): a plugin may also offer the vectori
 ``filter_nodes(state, pod, table) -> bool array`` and ``score_nodes(state, pod, table,
 slots) -> int array`` over the :class:`~kubeling_scheduler_default.nodeinfo.NodeTable`,
 which the framework prefers; the default plugins all do, and agree with their per-node
-methods (tests check it).
+methods (tests check it).  ``score_nodes`` may return None for "the same score on every
+node" (it cannot change the choice), and must return scores already in 0..100 after
+``normalize_score``.
 """
 
 from __future__ import annotations
@@ -523,7 +525,10 @@ class Framework:
                 continue
             batch = getattr(plugin, "score_nodes", None)
             if batch is not None:
-                scores = np.asarray(batch(state, pod, table, slots), dtype=np.int64)
+                raw = batch(state, pod, table, slots)
+                if raw is None:  # the plugin gives every node the same score
+                    continue
+                scores = np.asarray(raw, dtype=np.int64)
             else:
                 values = []
                 for slot in slots.tolist():
@@ -540,7 +545,8 @@ class Framework:
                 status = as_status(normalize(state, pod, scores), name)
                 if not status.is_success():
                     raise RuntimeError(f"normalize_score of {name}: {status.message()}")
-            np.clip(scores, 0, MAX_NODE_SCORE, out=scores)
+            if batch is None:
+                np.clip(scores, 0, MAX_NODE_SCORE, out=scores)
             each[name] = scores
             total += scores * self.weights.get(name, 1)
         return total, each

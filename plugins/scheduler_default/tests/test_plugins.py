@@ -168,6 +168,9 @@ def test_requested_to_capacity_ratio_shape() -> None:
     decreasing = [(0, 100), (50, 0)]
     assert nr.requested_to_capacity_ratio_score([1000], [4000], [1], decreasing) == 50
     assert nr.requested_to_capacity_ratio_score([3000], [4000], [1], decreasing) == 0
+    # (17 + 0) / 2 = 8.5: halves round up, as Go's math.Round does (round() gives 8)
+    assert nr.requested_to_capacity_ratio_score([680, 0], [4000, 100], [1, 1],
+                                                [(0, 0), (100, 100)]) == 9
     with pytest.raises(ValueError, match="increase"):
         nr.Fit({"scoringStrategy": {"type": "RequestedToCapacityRatio",
                                     "requestedToCapacityRatio": {"shape": [
@@ -459,3 +462,52 @@ def test_fit_error_message_has_kubernetes_form() -> None:
         fw.schedule(CycleState(), pod_info("p", cpu="2"))
     assert str(info.value) == ("0/5 nodes are available: 2 node(s) had untolerated taint "
                                "{dedicated: gpu}, 3 Insufficient cpu.")
+
+
+def test_batch_and_per_node_scores_agree_on_random_clusters() -> None:
+    rng = random.Random(11)
+    for strategy in ("LeastAllocated", "MostAllocated", "RequestedToCapacityRatio"):
+        from kubeling_scheduler_default.config import PluginConfig, Profile
+
+        profile = Profile(plugin_config=[PluginConfig(
+            name="NodeResourcesFit", args={"scoringStrategy": {"type": strategy}})])
+        nodes = [make_node(f"n{i}", cpu=str(rng.choice([2, 4, 8])),
+                           memory=rng.choice(["4Gi", "16Gi"]), labels={ZONE: f"z{i % 3}"},
+                           taints=[{"key": "spot", "effect": "PreferNoSchedule"}]
+                           if rng.random() < 0.3 else [],
+                           images=[(["app:1"], 300 * 2**20)] if rng.random() < 0.4 else [])
+                 for i in range(20)]
+        pods = [make_pod(f"p{j}", cpu=f"{rng.choice([100, 700])}m",
+                         memory=rng.choice(["64Mi", "1Gi", None]),
+                         labels={"app": rng.choice("xy")}, node=f"n{rng.randrange(20)}",
+                         spec=anti({"app": "x"}, ZONE) if rng.random() < 0.2 else None)
+                 for j in range(40)]
+        fw = framework_with(nodes, pods, profile=profile)
+        table = fw.handle.table
+        for k in range(6):
+            spec = {"affinity": {"podAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 3,
+                    "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "y"}},
+                                        "topologyKey": ZONE}}]}}}
+            spec.update(spread({"app": "x"}, hard=False))
+            pod = pod_info(f"new{k}", cpu=rng.choice(["200m", None]), image="app:1",
+                           labels={"app": "x"}, spec=spec)
+            slots = np.array([i.slot for i in table.live_infos()])
+            state = CycleState()
+            fw.run_pre_filter(state, pod)
+            fw.run_pre_score(state, pod, slots)
+            for plugin in fw.points["score"]:
+                if plugin.name in state.skip_score:
+                    continue
+                batch = plugin.score_nodes(state, pod, table, slots)
+                plain = np.array([plugin.score(state, pod, table.infos[s]) for s in slots],
+                                 dtype=np.int64)
+                normalize = getattr(plugin, "normalize_score", None)
+                if normalize is not None:
+                    normalize(state, pod, plain)
+                if batch is None:
+                    assert len(set(plain.tolist())) == 1, plugin.name
+                    continue
+                if normalize is not None:
+                    normalize(state, pod, batch)
+                assert batch.tolist() == plain.tolist(), (strategy, plugin.name)

@@ -51,9 +51,6 @@ class ImageLocality:
         del args
         self.handle = handle
 
-    def _nodes_with(self) -> dict[str, int]:
-        return {image: len(nodes) for image, nodes in self.handle.cache.image_nodes.items()}
-
     def score(self, state: CycleState, pod: PodInfo, node_info: NodeInfo) -> int:
         cache = self.handle.cache
         return image_score(pod, node_info, cache.node_count,
@@ -61,10 +58,10 @@ class ImageLocality:
                                normalized_image_name(i), ())) for i in pod.images})
 
     def score_nodes(self, state: CycleState, pod: PodInfo, table: NodeTable,
-                    slots: np.ndarray) -> np.ndarray:
+                    slots: np.ndarray) -> np.ndarray | None:
         cache = self.handle.cache
         if not cache.image_nodes or not pod.images:
-            return np.full(len(slots), _priority(0, len(pod.images)), dtype=np.int64)
+            return None  # no node has any image: the same score everywhere
         total_nodes = cache.node_count
         sums = np.zeros(table.size, dtype=np.int64)
         for image in pod.images:

@@ -122,7 +122,8 @@ def requested_to_capacity_ratio_score(requested: Sequence[int], allocatable: Seq
         utilization = 100 if req > alloc else req * 100 // alloc
         score += _shape_score(shape, utilization) * weight
         weight_sum += weight
-    return round(score / weight_sum) if weight_sum else 0
+    # Kubernetes rounds half away from zero (Go's math.Round), not to even
+    return math.floor(score / weight_sum + 0.5) if weight_sum else 0
 
 
 def balanced_score(requested: Sequence[int], allocatable: Sequence[int]) -> int:
@@ -264,6 +265,18 @@ class Fit:
     def score_nodes(self, state: CycleState, pod: PodInfo, table: NodeTable,
                     slots: np.ndarray) -> np.ndarray:
         allocs, reqs, weights = _Columns.get(table, pod, self.resources, slots, non_zero=True)
+        if self.strategy != "RequestedToCapacityRatio" and allocs \
+                and all(int(a.min()) > 0 for a in allocs):
+            # every node has every resource: no per-node weight sums to track
+            total = np.zeros(len(slots), dtype=np.int64)
+            for alloc, req, weight in zip(allocs, reqs, weights, strict=True):
+                used = np.minimum(req, alloc)
+                if self.strategy == "LeastAllocated":
+                    total += (alloc - used) * (MAX_NODE_SCORE * weight) // alloc \
+                        if weight == 1 else (alloc - used) * MAX_NODE_SCORE // alloc * weight
+                else:
+                    total += used * MAX_NODE_SCORE // alloc * weight
+            return total // sum(weights)
         total = np.zeros(len(slots), dtype=np.int64)
         weight_sum = np.zeros(len(slots), dtype=np.int64)
         for alloc, req, weight in zip(allocs, reqs, weights, strict=True):
@@ -322,6 +335,10 @@ class BalancedAllocation:
         n = len(slots)
         if not allocs:
             return np.full(n, MAX_NODE_SCORE, dtype=np.int64)
+        if len(allocs) == 2 and int(allocs[0].min()) > 0 and int(allocs[1].min()) > 0:
+            f0 = np.minimum(reqs[0] / allocs[0], 1.0)
+            f1 = np.minimum(reqs[1] / allocs[1], 1.0)
+            return ((1 - np.abs(f0 - f1) / 2) * MAX_NODE_SCORE).astype(np.int64)
         alloc = np.vstack(allocs).astype(np.float64)
         req = np.vstack(reqs).astype(np.float64)
         present = alloc > 0

@@ -80,9 +80,9 @@ class TaintToleration:
         return count_intolerable_prefer_no_schedule(node_info.taints, pod.tolerations)
 
     def score_nodes(self, state: CycleState, pod: PodInfo, table: NodeTable,
-                    slots: np.ndarray) -> np.ndarray:
+                    slots: np.ndarray) -> np.ndarray | None:
         if len(table.taint_groups) == 1:
-            return np.zeros(len(slots), dtype=np.int64)
+            return None  # no node has taints: the same score everywhere
         _, prefer = self._groups(pod, table)
         return prefer[table.taint_group[slots]]
 
