@@ -498,15 +498,25 @@ class Handlers:
         if kind.namespaced:
             await self._check_namespace(meta["namespace"])
         key = kind.key(meta.get("namespace"), name)
+        hook = self.server.write_hooks.get((kind.group, kind.plural))  # e.g. Service IPs
         if dry_run:
             if await self.storage.get(key) is not None:
                 raise ApiError.already_exists(kind.plural, kind.group, name)
+            if hook is not None:
+                await hook.on_create(obj, dry_run=True)
             return orjson.dumps(obj)
+        reservation = await hook.on_create(obj) if hook is not None else None
         value = encode_for_storage(obj)
         try:
             rev = await self.storage.create(key, value)
-        except KeyExistsError:
-            raise ApiError.already_exists(kind.plural, kind.group, name) from None
+        except BaseException as exc:
+            if reservation is not None:
+                await reservation.abort()
+            if isinstance(exc, KeyExistsError):
+                raise ApiError.already_exists(kind.plural, kind.group, name) from None
+            raise
+        if reservation is not None:
+            await reservation.commit()
         return stored_with_rv(value, rev)
 
     async def _check_namespace(self, namespace: str) -> None:
@@ -672,20 +682,35 @@ class Handlers:
                 return stored_with_rv(kv.value, kv.mod_revision), 200
             finished = (new["metadata"].get("deletionTimestamp") is not None
                         and not strategy.has_pending_finalizers(new))
+            hook = self.server.write_hooks.get((kind.group, kind.plural))  # e.g. Service IPs
+            allocates = hook is not None and sub is None and not finished
             if dry_run:
+                if allocates:
+                    await hook.on_update(new, current, dry_run=True)
                 return orjson.dumps(new), 200
+            reservation = await hook.on_update(new, current) if allocates else None
             value = encode_for_storage(new)
             try:
                 if finished:
                     await self.storage.delete(key, mod_revision=kv.mod_revision)
+                    if hook is not None:
+                        await hook.on_delete(current)
                     return stored_with_rv(value, kv.mod_revision), 200
                 rev = await self.storage.update(key, value, mod_revision=kv.mod_revision)
             except ConflictError:
+                if reservation is not None:
+                    await reservation.abort()
                 if precondition:
                     raise ApiError.stale(kind.plural, kind.group, t.name or "") from None
                 continue
-            except KeyNotFoundError:
-                raise ApiError.not_found(kind.plural, kind.group, t.name or "") from None
+            except BaseException as exc:
+                if reservation is not None:
+                    await reservation.abort()
+                if isinstance(exc, KeyNotFoundError):
+                    raise ApiError.not_found(kind.plural, kind.group, t.name or "") from None
+                raise
+            if reservation is not None:
+                await reservation.commit()
             return stored_with_rv(value, rev), 200
         raise ApiError.conflict(kind.plural, kind.group, t.name or "",
                                 "too many concurrent updates; try again")
@@ -798,6 +823,9 @@ class Handlers:
                     continue
                 except KeyNotFoundError:
                     raise ApiError.not_found(kind.plural, kind.group, t.name or "") from None
+                hook = self.server.write_hooks.get((kind.group, kind.plural))
+                if hook is not None:  # e.g. free the Service's IPs and ports
+                    await hook.on_delete(current)
                 return self._deleted_response(kind, current), 200
             if new == current or dry_run:
                 return stored_with_rv(kv.value, kv.mod_revision) if not dry_run else \

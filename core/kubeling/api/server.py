@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 import kubeling
-from kubeling.api import discovery
+from kubeling.api import allocation, discovery
 from kubeling.api.admission import Admitter
 from kubeling.api.auth import ADMIN, Authenticator, Authorizer, RequestAttributes, UserInfo
 from kubeling.api.errors import ApiError
@@ -48,6 +48,12 @@ class ServerSettings:
     default_watch_timeout_seconds: int = 1800
     external_address: str = ""
     """host:port clients reach the server at (for /api's serverAddressByClientCIDRs)."""
+    service_cluster_ip_range: str = "10.96.0.0/12"
+    """Service cluster IP range(s) (see :mod:`kubeling.api.allocation`)."""
+    service_node_port_range: str = "30000-32767"
+    """Node port range of NodePort/LoadBalancer Services."""
+    advertise_address: str | None = None
+    """Address published as the ``kubernetes`` Service's endpoint (None: derived)."""
 
 
 SubresourceHandler = Callable[..., Awaitable[ApiResponse]]
@@ -82,6 +88,11 @@ class ApiServer:
         user)``: subresources served by code of their own (pod logs, exec, eviction...);
         add them with :meth:`add_subresource_handler`."""
         self.handlers = Handlers(self)
+        self.write_hooks: dict[tuple[str, str], Any] = {}
+        """(group, plural) -> object whose ``on_create``/``on_update``/``on_delete`` the verb
+        pipeline calls around the storage write (Service IP/port allocation)."""
+        self.allocator: Any = None
+        self.kubernetes_service: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = False
         self.ready = False
@@ -96,12 +107,14 @@ class ApiServer:
         await asyncio.gather(*(cache.start() for cache in self.caches.values()))
         self.started = True
         await self._bootstrap()
+        await allocation.attach(self)
         if self.settings.compaction_interval_seconds > 0:
             self._tasks.append(asyncio.create_task(self._compaction_loop(), name="compaction"))
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
+        await allocation.detach(self)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -138,6 +151,14 @@ class ApiServer:
                 raise
             except Exception:
                 log.exception("compaction failed")
+
+    def advertise(self, listen_host: str, port: int) -> None:
+        """Publish this server (listening on ``listen_host:port``) as an endpoint of the
+        ``kubernetes`` Service; called once the HTTP front listens."""
+        if self.kubernetes_service is not None:
+            address = allocation.advertised_address(self.settings.advertise_address,
+                                                    listen_host)
+            self.kubernetes_service.advertise(address, port)
 
     def add_subresource_handler(self, group: str, plural: str, subresource: str,
                                 handler: SubresourceHandler) -> None:
