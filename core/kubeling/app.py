@@ -105,6 +105,9 @@ class Cluster:
             watch_cache_events=cfg.api.watch_cache_events,
             compaction_interval_seconds=cfg.api.compaction_interval_seconds,
             compaction_retain_revisions=cfg.api.compaction_retain_revisions,
+            service_cluster_ip_range=cfg.api.service_cluster_ip_range,
+            service_node_port_range=cfg.api.service_node_port_range,
+            advertise_address=cfg.api.advertise_address,
         )
         kinds = [c.value for c in contributions.family("kind").values()]
         self.server = ApiServer(storage=self.storage, kinds=kinds, settings=settings,
@@ -114,6 +117,7 @@ class Cluster:
         await self.server.start()
         self.http = HttpFront(self.server, cfg.api.listen)
         await self.http.start()
+        self.server.advertise(self.http.host, self.http.port)  # the kubernetes Service
         self.ctx.server = self.server
         self.ctx.api_url = self.http.url
         self.kubeconfig_path = Path(cfg.kubeconfig_out).expanduser() if cfg.kubeconfig_out \

@@ -57,6 +57,33 @@ def default_data_dir() -> Path:
 # ---------------------------------------------------------------------------------------
 
 
+def _check_cidrs(value: str) -> None:
+    """``10.96.0.0/12`` or ``10.96.0.0/12,fd00::/108``: at most one CIDR per IP family."""
+    import ipaddress
+
+    parts = [p.strip() for p in value.split(",")]
+    try:
+        nets = [ipaddress.ip_network(p, strict=True) for p in parts]
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR list: {exc}") from None
+    if len(nets) > 2 or len({n.version for n in nets}) != len(nets):
+        raise ValueError(f"{value!r}: at most two CIDRs, one IPv4 and one IPv6")
+    for net in nets:
+        if net.num_addresses < 8:
+            raise ValueError(f"{net} is too small for services (at least 8 addresses)")
+
+
+def _check_ports(value: str) -> None:
+    """``FIRST-LAST`` with 1 <= FIRST <= LAST <= 65535."""
+    first, _, last = value.partition("-")
+    try:
+        low, high = int(first), int(last or first)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a port range like 30000-32767") from None
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"{value!r} is not a port range like 30000-32767")
+
+
 @attrs.frozen(kw_only=True, slots=False)
 class ApiConfig:
     """The API server."""
@@ -77,6 +104,17 @@ class ApiConfig:
     """Authenticator names, tried in order; none means every request is anonymous."""
     authorizers: list[str] = attrs.field(factory=list)
     """Authorizer names, asked in order; none means every request is allowed."""
+    service_cluster_ip_range: str = attrs.field(default="10.96.0.0/12",
+                                                validator=lambda _i, _a, v: _check_cidrs(v))
+    """CIDR(s) Service cluster IPs are allocated from; two, comma-separated, for dual stack
+    (one IPv4 and one IPv6, the first is the primary family)."""
+    service_node_port_range: str = attrs.field(default="30000-32767",
+                                               validator=lambda _i, _a, v: _check_ports(v))
+    """``FIRST-LAST``: the port range NodePort and LoadBalancer Services get node ports from."""
+    advertise_address: str | None = None
+    """IP this API server publishes as the endpoint of the ``kubernetes`` Service; defaults
+    to the listen address, or to the host's primary address when listening on a wildcard or
+    loopback address."""
 
 
 @attrs.frozen(kw_only=True, slots=False)
