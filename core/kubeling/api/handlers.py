@@ -680,7 +680,10 @@ class Handlers:
             new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             if new == current:
                 return stored_with_rv(kv.value, kv.mod_revision), 200
+            # as Kubernetes' ShouldDeleteDuringUpdate: only once the grace period is over
+            # (a pod still terminating on its node keeps receiving status updates)
             finished = (new["metadata"].get("deletionTimestamp") is not None
+                        and not new["metadata"].get("deletionGracePeriodSeconds")
                         and not strategy.has_pending_finalizers(new))
             hook = self.server.write_hooks.get((kind.group, kind.plural))  # e.g. Service IPs
             allocates = hook is not None and sub is None and not finished
