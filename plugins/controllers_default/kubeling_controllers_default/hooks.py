@@ -48,6 +48,9 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
     "replicaset": ("replicaset", "ReplicaSetController"),
     "deployment": ("deployment", "DeploymentController"),
     "garbagecollector": ("garbagecollector", "GarbageCollector"),
+    "nodelifecycle": ("nodelifecycle", "NodeLifecycleController"),
+    "taint-eviction": ("nodelifecycle", "TaintEvictionController"),
+    "podgc": ("podgc", "PodGCController"),
 }
 """Controller name -> (module, class) of every controller this plugin registers."""
 

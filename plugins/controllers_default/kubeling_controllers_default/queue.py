@@ -31,6 +31,19 @@ class TokenBucket:
         self._tokens = float(burst)
         self._last = clock()
 
+    def try_take(self) -> float:
+        """Take a token if one is at hand (0.0); else take none and say how long until
+        one will be."""
+        if self.qps <= 0:
+            return 0.0
+        now = self.clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self.qps
+
     def reserve(self) -> float:
         """Take one token; the delay until it is really available."""
         if self.qps <= 0:
