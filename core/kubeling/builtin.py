@@ -7,7 +7,7 @@ for a kind to be served.
 from __future__ import annotations
 
 from kubeling import hookimpl
-from kubeling.plugins import RegisterKind
+from kubeling.plugins import RegisterComponent, RegisterKind
 
 
 @hookimpl
@@ -17,3 +17,11 @@ def kubeling_register_kinds(register: RegisterKind) -> None:
 
     for kind in builtin_kinds():
         register(kind)
+
+
+@hookimpl
+def kubeling_register_components(register: RegisterComponent) -> None:
+    """The service proxy (role node); it drives whichever proxier ``proxy.backend`` names."""
+    from kubeling.proxy import proxy_component
+
+    register("proxy", proxy_component, role="node")
