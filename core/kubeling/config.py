@@ -157,6 +157,12 @@ class ProxyConfig:
 
     backend: str = "iptables"
     """Name of a registered proxier."""
+    enabled: bool = True
+    """Run the proxy component on nodes (it changes the host's packet filter rules)."""
+    min_sync_period_seconds: float = 1.0
+    """At most one sync of the rules per this many seconds; changes in between are batched."""
+    sync_period_seconds: float = 30.0
+    """A sync at least this often, even without changes."""
 
 
 class LogLevel(enum.Enum):
