@@ -1,0 +1,463 @@
+"""Pods run for real: kubectl against ``kubeling up`` with the kubelet on dockerd.
+
+One cluster for the module; every test uses pods of its own.  The last test kills the
+whole ``kubeling up`` with SIGKILL and starts it again on the same data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.node.conftest import NodeCluster, container_status, free_port, running_and_ready
+
+HTTPD = "mkdir -p /tmp/www && hostname > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"
+
+
+def http_get(url: str, timeout: float = 3.0) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.read().decode()
+    except OSError:
+        return None
+
+
+def docker_ids(cluster: NodeCluster) -> set[str]:
+    out = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter",
+                          f"label=io.kubeling.node={cluster.node}"],
+                         capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def simple_pod(cluster: NodeCluster, name: str, script: str, **spec: Any) -> str:
+    container = {"name": "app", "image": cluster.image, "command": ["/bin/sh", "-c", script],
+                 **spec.pop("container", {})}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+           "spec": {"nodeName": cluster.node, "terminationGracePeriodSeconds": 5,
+                    "containers": [container], **spec}}
+    return json.dumps(pod)
+
+
+def test_node_is_registered(cluster: NodeCluster) -> None:
+    node = cluster.get("node", cluster.node)
+    labels = node["metadata"]["labels"]
+    assert labels["kubernetes.io/hostname"] == cluster.node
+    assert labels["kubernetes.io/os"] == "linux" and labels["kubernetes.io/arch"]
+    status = node["status"]
+    assert status["capacity"]["pods"] == "110" and int(status["capacity"]["cpu"]) >= 1
+    assert status["allocatable"]["memory"].endswith("Ki")
+    assert {a["type"] for a in status["addresses"]} == {"InternalIP", "Hostname"}
+    info = status["nodeInfo"]
+    assert info["containerRuntimeVersion"].startswith("docker://")
+    assert info["kubeletVersion"].startswith("v1.") and info["operatingSystem"] == "linux"
+    kinds = {c["type"]: c["status"] for c in status["conditions"]}
+    assert kinds == {"Ready": "True", "MemoryPressure": "False", "DiskPressure": "False",
+                     "PIDPressure": "False"}
+    lease = cluster.get("lease", cluster.node, "kube-node-lease")
+    assert lease["spec"]["holderIdentity"] == cluster.node
+    assert lease["spec"]["renewTime"]
+
+
+def test_replicated_httpd_pods_answer_on_their_ips(cluster: NodeCluster) -> None:
+    """A Deployment of three busybox httpd pods (created directly when no controller
+    manager runs in this cluster) reaches Running, and each pod IP answers from the host."""
+    components = "".join(cluster.proc.output)
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": {
+        "terminationGracePeriodSeconds": 5,
+        "containers": [{"name": "httpd", "image": cluster.image,
+                        "command": ["/bin/sh", "-c", HTTPD],
+                        "ports": [{"containerPort": 8080}],
+                        "readinessProbe": {"httpGet": {"path": "/", "port": 8080},
+                                           "periodSeconds": 1}}]}}
+    if "controller-manager" in components and "scheduler" in components:
+        cluster.apply(json.dumps({"apiVersion": "apps/v1", "kind": "Deployment",
+                                  "metadata": {"name": "web"},
+                                  "spec": {"replicas": 3,
+                                           "selector": {"matchLabels": {"app": "web"}},
+                                           "template": template}}))
+    else:
+        for i in range(3):
+            pod = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": f"web-{i}", **template["metadata"]},
+                   "spec": {"nodeName": cluster.node, **template["spec"]}}
+            cluster.apply(json.dumps(pod))
+
+    def ready_pods() -> list[dict[str, Any]] | None:
+        pods = (cluster.get("pods", None, "default", "-l", "app=web") or {}).get("items", [])
+        ready = [p for p in pods if running_and_ready(p)]
+        return ready if len(ready) == 3 else None
+
+    pods = cluster.wait(ready_pods, timeout=60, what="3 web pods Running and Ready")
+    ips = set()
+    for pod in pods:
+        status = pod["status"]
+        ip = status["podIP"]
+        ips.add(ip)
+        assert status["podIPs"] == [{"ip": ip}]
+        assert status["hostIP"] and status["startTime"] and status["qosClass"] == "BestEffort"
+        assert pod["spec"]["nodeName"] == cluster.node
+        cs = container_status(pod)
+        assert cs["ready"] and cs["started"] and cs["restartCount"] == 0
+        assert cs["containerID"].startswith("docker://") and cs["imageID"]
+        assert "running" in cs["state"]
+        types = {c["type"]: c["status"] for c in status["conditions"]}
+        assert types["Initialized"] == types["ContainersReady"] == types["Ready"] == "True"
+        assert types["PodScheduled"] == "True"
+        body = cluster.wait(lambda ip=ip: http_get(f"http://{ip}:8080/"), timeout=10,
+                            what=f"HTTP from {ip}")
+        assert body.strip() == pod["metadata"]["name"]
+    assert len(ips) == 3
+
+
+def test_killed_container_restarts_with_restart_count(cluster: NodeCluster) -> None:
+    cluster.apply(simple_pod(cluster, "killme", "while true; do sleep 1; done"))
+    pod = cluster.wait_pod("killme", running_and_ready, what="killme Running")
+    container_id = container_status(pod)["containerID"].removeprefix("docker://")
+    subprocess.run(["docker", "kill", container_id], check=True, capture_output=True)
+    pod = cluster.wait_pod("killme", lambda p: container_status(p).get("restartCount") == 1
+                           and "running" in container_status(p)["state"],
+                           what="restartCount 1 and running again")
+    last = container_status(pod)["lastState"]["terminated"]
+    assert last["exitCode"] == 137 and last["containerID"].endswith(container_id)
+    assert container_status(pod)["containerID"] != f"docker://{container_id}"
+
+
+def test_failing_liveness_probe_restarts(cluster: NodeCluster) -> None:
+    cluster.apply(simple_pod(
+        cluster, "liveness", "touch /tmp/alive; while true; do sleep 1; done",
+        container={"livenessProbe": {"exec": {"command": ["test", "-e", "/tmp/alive"]},
+                                     "periodSeconds": 1, "failureThreshold": 2}}))
+    cluster.wait_pod("liveness", running_and_ready, what="liveness Running")
+    time.sleep(2)
+    assert container_status(cluster.pod("liveness"))["restartCount"] == 0
+    cluster.kubectl("exec", "liveness", "--", "rm", "/tmp/alive")
+    pod = cluster.wait_pod("liveness", lambda p: container_status(p).get("restartCount", 0)
+                           >= 1, what="a restart after liveness failed")
+    assert container_status(pod)["lastState"]["terminated"]["exitCode"] == 137
+
+
+def test_failing_readiness_probe_makes_the_pod_unready(cluster: NodeCluster) -> None:
+    cluster.apply(simple_pod(
+        cluster, "readiness", "touch /tmp/ready; while true; do sleep 1; done",
+        container={"readinessProbe": {"exec": {"command": ["test", "-e", "/tmp/ready"]},
+                                      "periodSeconds": 1, "failureThreshold": 1}}))
+    cluster.wait_pod("readiness", running_and_ready, what="readiness Ready")
+    cluster.kubectl("exec", "readiness", "--", "rm", "/tmp/ready")
+
+    def unready(pod: dict[str, Any]) -> bool:
+        conditions = {c["type"]: c for c in pod["status"]["conditions"]}
+        return conditions["Ready"]["status"] == "False" and \
+            conditions["Ready"].get("reason") == "ContainersNotReady"
+
+    pod = cluster.wait_pod("readiness", unready, what="Ready False")
+    assert pod["status"]["phase"] == "Running"
+    assert container_status(pod)["restartCount"] == 0 and not container_status(pod)["ready"]
+    cluster.kubectl("exec", "readiness", "--", "touch", "/tmp/ready")
+    cluster.wait_pod("readiness", running_and_ready, what="Ready again")
+
+
+def test_logs_follow(cluster: NodeCluster) -> None:
+    cluster.apply(simple_pod(cluster, "ticker",
+                             "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.3; done"))
+    cluster.wait_pod("ticker", running_and_ready, what="ticker Running")
+    proc = subprocess.Popen(["kubectl", "--kubeconfig", str(cluster.proc.kubeconfig), "logs",
+                             "-f", "ticker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(6)]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert lines == [f"tick {i}" for i in range(6)]
+    tail = cluster.kubectl("logs", "ticker", "--tail=1").stdout.splitlines()
+    assert len(tail) == 1 and tail[0].startswith("tick ")
+    stamped = cluster.kubectl("logs", "ticker", "--timestamps", "--tail=1").stdout
+    assert stamped.startswith("20") and " tick " in stamped
+    missing = cluster.kubectl("logs", "ticker", "-c", "nope", check=False)
+    assert missing.returncode != 0 and "container nope is not valid for pod ticker" in \
+        missing.stderr
+    previous = cluster.kubectl("logs", "ticker", "--previous", check=False)
+    assert previous.returncode != 0 and "previous terminated container" in previous.stderr
+
+
+def test_exec(cluster: NodeCluster) -> None:
+    cluster.apply(simple_pod(cluster, "shell", "while true; do sleep 1; done"))
+    cluster.wait_pod("shell", running_and_ready, what="shell Running")
+    assert cluster.kubectl("exec", "shell", "--", "cat", "/etc/hostname").stdout == "shell\n"
+    failed = cluster.kubectl("exec", "shell", "--", "sh", "-c", "echo out; echo err >&2; exit 3",
+                             check=False)
+    assert failed.returncode == 3
+    assert failed.stdout == "out\n" and "err" in failed.stderr
+    echoed = cluster.kubectl("exec", "-i", "shell", "--", "cat", input="hello stdin\n")
+    assert echoed.stdout == "hello stdin\n"
+    tty = cluster.kubectl("exec", "-it", "shell", "--", "sh", "-c", "tty; echo done",
+                          input="")
+    assert "done" in tty.stdout
+    absent = cluster.kubectl("exec", "nosuchpod", "--", "true", check=False)
+    assert absent.returncode != 0 and "not found" in absent.stderr
+
+
+def test_port_forward(cluster: NodeCluster) -> None:
+    cluster.apply(simple_pod(cluster, "pf", HTTPD))
+    cluster.wait_pod("pf", running_and_ready, what="pf Running")
+    port = free_port()
+    proc = subprocess.Popen(["kubectl", "--kubeconfig", str(cluster.proc.kubeconfig),
+                             "port-forward", "pod/pf", f"{port}:8080"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert "Forwarding from" in proc.stdout.readline()
+        for _ in range(3):  # several connections over one port-forward
+            body = cluster.wait(lambda: http_get(f"http://127.0.0.1:{port}/"), timeout=10,
+                                what="HTTP through port-forward")
+            assert body == "pf\n"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_delete_stops_containers_within_the_grace_period(cluster: NodeCluster) -> None:
+    cluster.apply(simple_pod(cluster, "stubborn",
+                             "trap '' TERM; while true; do sleep 0.2; done",
+                             terminationGracePeriodSeconds=3))
+    pod = cluster.wait_pod("stubborn", running_and_ready, what="stubborn Running")
+    uid = pod["metadata"]["uid"]
+    started = time.monotonic()
+    cluster.kubectl("delete", "pod", "stubborn", "--wait=true", timeout=30)
+    took = time.monotonic() - started
+    assert 2.5 < took < 10, took
+    left = subprocess.run(["docker", "ps", "-a", "--filter", f"label=io.kubernetes.pod.uid={uid}",
+                           "--format", "{{.Names}} {{.Status}}"],
+                          capture_output=True, text=True, check=True).stdout
+    assert left == ""
+    assert cluster.pod("stubborn") is None
+
+
+def test_graceful_delete_runs_pre_stop(cluster: NodeCluster, tmp_path: Any) -> None:
+    marker = tmp_path / "prestop"
+    marker.mkdir()
+    marker.chmod(0o777)
+    manifest = simple_pod(
+        cluster, "polite", "trap 'exit 0' TERM; while true; do sleep 0.2; done",
+        volumes=[{"name": "out", "hostPath": {"path": str(marker)}}],
+        container={"volumeMounts": [{"name": "out", "mountPath": "/out"}],
+                   "lifecycle": {"preStop": {"exec": {"command": [
+                       "sh", "-c", "echo bye > /out/said"]}}}})
+    cluster.apply(manifest)
+    cluster.wait_pod("polite", running_and_ready, what="polite Running")
+    started = time.monotonic()
+    cluster.kubectl("delete", "pod", "polite", "--wait=true", timeout=30)
+    assert time.monotonic() - started < 4
+    assert (marker / "said").read_text() == "bye\n"
+
+
+def test_image_that_cannot_be_pulled(cluster: NodeCluster) -> None:
+    """ErrImagePull, then ImagePullBackOff, seen through a watch (ErrImagePull lasts only
+    until the next sync)."""
+    image = "127.0.0.1:1/kubeling-test/missing:1"
+    cluster.apply(simple_pod(cluster, "nopull", "true", container={"image": image}))
+    watch = subprocess.Popen(
+        ["kubectl", "--kubeconfig", str(cluster.proc.kubeconfig), "get", "pod", "nopull", "-w",
+         "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}{'\\n'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    try:
+        assert watch.stdout is not None
+        deadline = time.monotonic() + 30
+        while "ImagePullBackOff" not in seen and time.monotonic() < deadline:
+            line = watch.stdout.readline()
+            if not line:
+                break
+            seen.append(line.strip())
+    finally:
+        watch.kill()
+        watch.wait()
+    pod = cluster.pod("nopull")
+    reasons = [r for r in seen if r]
+    if "ErrImagePull" not in reasons:  # the watch may start after it: its message stays
+        assert reasons and reasons[0] == "ImagePullBackOff", reasons
+    assert "ImagePullBackOff" in reasons, (reasons, pod["status"])
+    assert pod["status"]["phase"] == "Pending"
+    waiting = container_status(pod)["state"]["waiting"]
+    assert waiting["reason"] in ("ErrImagePull", "ImagePullBackOff")
+    assert image in waiting["message"]
+    cluster.kubectl("delete", "pod", "nopull", "--wait=true")
+
+
+def test_restart_policies_init_containers_and_crash_loop(cluster: NodeCluster) -> None:
+    job = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "once"}, "spec": {
+        "nodeName": cluster.node, "restartPolicy": "Never",
+        "initContainers": [{"name": "first", "image": cluster.image,
+                            "command": ["sh", "-c", "echo init > /work/log"],
+                            "volumeMounts": [{"name": "w", "mountPath": "/work"}]}],
+        "containers": [{"name": "main", "image": cluster.image,
+                        "command": ["sh", "-c", "cat /work/log; echo main"],
+                        "volumeMounts": [{"name": "w", "mountPath": "/work"}]}],
+        "volumes": [{"name": "w", "emptyDir": {}}]}}
+    cluster.apply(json.dumps(job))
+    pod = cluster.wait_pod("once", lambda p: p["status"].get("phase") == "Succeeded",
+                           what="Succeeded")
+    assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"] == \
+        "Completed"
+    assert cluster.kubectl("logs", "once").stdout == "init\nmain\n"
+    cluster.apply(simple_pod(cluster, "fails", "exit 2", restartPolicy="Never"))
+    pod = cluster.wait_pod("fails", lambda p: p["status"].get("phase") == "Failed",
+                           what="Failed")
+    assert container_status(pod)["state"]["terminated"]["exitCode"] == 2
+    cluster.apply(simple_pod(cluster, "crashy", "exit 1"))
+    pod = cluster.wait_pod(
+        "crashy", lambda p: (container_status(p).get("state", {}).get("waiting") or {})
+        .get("reason") == "CrashLoopBackOff", what="CrashLoopBackOff")
+    assert container_status(pod)["restartCount"] >= 1
+    assert "back-off 10s restarting failed container=app" in \
+        container_status(pod)["state"]["waiting"]["message"]
+    assert pod["status"]["phase"] == "Running"
+    for name in ("once", "fails", "crashy"):
+        cluster.kubectl("delete", "pod", name, "--wait=false")
+
+
+def test_env_and_volumes_with_live_updates(cluster: NodeCluster) -> None:
+    cluster.apply(json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": "settings"},
+                              "data": {"greeting": "hello", "color": "blue"}}))
+    cluster.apply(json.dumps({"apiVersion": "v1", "kind": "Secret",
+                              "metadata": {"name": "creds"},
+                              "stringData": {"token": "s3cret"}}))
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "envvol", "labels": {"tier": "back"}}, "spec": {
+               "nodeName": cluster.node,
+               "containers": [{
+                   "name": "app", "image": cluster.image,
+                   "command": ["sh", "-c", "while true; do sleep 1; done"],
+                   "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}},
+                   "env": [
+                       {"name": "GREETING", "valueFrom": {"configMapKeyRef": {
+                           "name": "settings", "key": "greeting"}}},
+                       {"name": "TOKEN", "valueFrom": {"secretKeyRef": {
+                           "name": "creds", "key": "token"}}},
+                       {"name": "POD_NAME", "valueFrom": {"fieldRef": {
+                           "fieldPath": "metadata.name"}}},
+                       {"name": "POD_IP", "valueFrom": {"fieldRef": {
+                           "fieldPath": "status.podIP"}}},
+                       {"name": "MEM", "valueFrom": {"resourceFieldRef": {
+                           "resource": "limits.memory", "divisor": "1Mi"}}},
+                       {"name": "MESSAGE", "value": "$(GREETING) from $(POD_NAME)"}],
+                   "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CM_"}],
+                   "volumeMounts": [
+                       {"name": "config", "mountPath": "/etc/config"},
+                       {"name": "secret", "mountPath": "/etc/secret"},
+                       {"name": "info", "mountPath": "/etc/info"},
+                       {"name": "all", "mountPath": "/etc/all"},
+                       {"name": "scratch", "mountPath": "/scratch"}]}],
+               "volumes": [
+                   {"name": "config", "configMap": {"name": "settings"}},
+                   {"name": "secret", "secret": {"secretName": "creds"}},
+                   {"name": "info", "downwardAPI": {"items": [
+                       {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                   {"name": "all", "projected": {"sources": [
+                       {"configMap": {"name": "settings",
+                                      "items": [{"key": "color", "path": "color"}]}},
+                       {"secret": {"name": "creds"}}]}},
+                   {"name": "scratch", "emptyDir": {"medium": "Memory"}}]}}
+    cluster.apply(json.dumps(pod))
+    live = cluster.wait_pod("envvol", running_and_ready, what="envvol Running")
+    env = dict(line.split("=", 1) for line in
+               cluster.kubectl("exec", "envvol", "--", "env").stdout.splitlines()
+               if "=" in line)
+    assert env["GREETING"] == "hello" and env["TOKEN"] == "s3cret"
+    assert env["POD_NAME"] == "envvol" and env["POD_IP"] == live["status"]["podIP"]
+    assert env["MEM"] == "64" and env["MESSAGE"] == "hello from envvol"
+    assert env["CM_color"] == "blue"
+
+    def cat(path: str) -> str:
+        return cluster.kubectl("exec", "envvol", "--", "cat", path).stdout
+
+    assert cat("/etc/config/greeting") == "hello"
+    assert cat("/etc/secret/token") == "s3cret"
+    assert cat("/etc/info/labels") == 'tier="back"'
+    assert cat("/etc/all/color") == "blue" and cat("/etc/all/token") == "s3cret"
+    cluster.kubectl("exec", "envvol", "--", "sh", "-c", "echo x > /scratch/f")
+    cluster.kubectl("patch", "configmap", "settings", "-p", '{"data": {"greeting": "hi"}}')
+    cluster.kubectl("label", "pod", "envvol", "tier=front", "--overwrite")
+    cluster.wait(lambda: cat("/etc/config/greeting") == "hi", timeout=20,
+                 what="the configMap file updated")
+    cluster.wait(lambda: cat("/etc/info/labels") == 'tier="front"', timeout=20,
+                 what="the downwardAPI file updated")
+    cluster.kubectl("delete", "pod", "envvol", "--wait=false")
+
+
+def test_missing_config_map_is_a_clear_status(cluster: NodeCluster) -> None:
+    cluster.apply(simple_pod(cluster, "noconfig", "sleep 100", container={"env": [
+        {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "k"}}}]}))
+    pod = cluster.wait_pod("noconfig", lambda p: (container_status(p).get("state", {})
+                                                  .get("waiting") or {}).get("reason")
+                           == "CreateContainerConfigError", what="CreateContainerConfigError")
+    assert 'configmap "absent" not found' in \
+        container_status(pod)["state"]["waiting"]["message"]
+    cluster.kubectl("delete", "pod", "noconfig", "--wait=false")
+
+
+def test_static_pods_with_mirror_pods(cluster: NodeCluster) -> None:
+    manifests = cluster.data_dir / "manifests"
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "static-web"},
+                "spec": {"containers": [{"name": "httpd", "image": cluster.image,
+                                         "command": ["sh", "-c", HTTPD]}]}}
+    (manifests / "web.yaml").write_text(json.dumps(manifest))
+    mirror = f"static-web-{cluster.node}"
+    pod = cluster.wait_pod(mirror, running_and_ready, timeout=30, what="mirror pod Running")
+    assert "kubernetes.io/config.mirror" in pod["metadata"]["annotations"]
+    assert http_get(f"http://{pod['status']['podIP']}:8080/")
+    assert cluster.kubectl("exec", mirror, "--", "cat", "/etc/hostname").stdout.strip() == \
+        mirror
+    cluster.kubectl("delete", "pod", mirror, "--wait=false")
+    recreated = cluster.wait_pod(mirror, lambda p: p["metadata"]["uid"] != pod["metadata"][
+        "uid"] and running_and_ready(p), timeout=30, what="mirror pod recreated")
+    assert recreated["metadata"]["uid"] != pod["metadata"]["uid"]
+    (manifests / "web.yaml").unlink()
+    cluster.wait(lambda: cluster.pod(mirror) is None, timeout=30, what="mirror pod gone")
+
+
+def test_agent_endpoint_needs_the_shared_secret(cluster: NodeCluster) -> None:
+    node = cluster.get("node", cluster.node)
+    endpoint = node["metadata"]["annotations"]["node.kubeling.io/agent-endpoint"]
+    request = urllib.request.Request(f"{endpoint}/containerLogs/default/ticker/app")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=5)
+    assert info.value.code == 401
+    request.add_header("Authorization", "Bearer wrong")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=5)
+    assert info.value.code == 401
+
+
+def test_kill9_and_restart_changes_nothing_that_runs(cluster: NodeCluster) -> None:
+    """Last in the module: SIGKILL the whole process, start it again on its data."""
+    cluster.apply(simple_pod(cluster, "survivor", "while true; do sleep 1; done"))
+    cluster.wait_pod("survivor", running_and_ready, what="survivor Running")
+    time.sleep(1.5)  # let every worker post its settled status
+
+    def snapshot() -> dict[str, tuple[str, int, str]]:
+        pods = cluster.get("pods")["items"]
+        return {p["metadata"]["name"]: (container_status(p).get("containerID", ""),
+                                        container_status(p).get("restartCount", 0),
+                                        p["status"].get("podIP", ""))
+                for p in pods if running_and_ready(p)}
+
+    before = snapshot()
+    running_before = docker_ids(cluster)
+    assert "survivor" in before and len(before) >= 3
+    cluster.proc.kill9()
+    assert docker_ids(cluster) == running_before  # containers outlive the agent
+    cluster.proc.start()
+    cluster.wait(cluster.node_ready, timeout=30, what="node Ready again")
+    time.sleep(3)  # a few relists and syncs of the new agent
+    after = cluster.wait(lambda: (s := snapshot()) == before and s, timeout=20,
+                         what="the same pods, containers and restart counts")
+    assert after == before
+    assert docker_ids(cluster) == running_before
