@@ -114,10 +114,12 @@ def kubeling_register_commands(cli: click.Group) -> None:
                   help="Extra node label; repeatable.")
     @click.option("--renew-interval", default=10.0, show_default=True, type=float,
                   help="Seconds between Lease renewals of each node.")
+    @click.option("--run-pods/--no-run-pods", default=True, show_default=True,
+                  help="Turn pods bound to the nodes Running.")
     @click.option("--delete-on-exit", is_flag=True, help="Delete the nodes when stopped.")
     def nodes(count: int, server: str | None, kubeconfig: str | None, prefix: str, cpu: str,
               memory: str, pods: int, zones: int, labels: tuple[str, ...],
-              renew_interval: float, delete_on_exit: bool) -> None:
+              renew_interval: float, run_pods: bool, delete_on_exit: bool) -> None:
         """Register COUNT hollow nodes that heartbeat and run pods without containers."""
         if server is None:
             path = Path(kubeconfig) if kubeconfig else _default_kubeconfig()
@@ -132,7 +134,8 @@ def kubeling_register_commands(cli: click.Group) -> None:
             extra[key] = value
         settings = HollowNodeSettings(count=count, name_prefix=prefix, cpu=cpu, memory=memory,
                                       pods=pods, zones=zones, labels=extra,
-                                      renew_interval_seconds=renew_interval)
+                                      renew_interval_seconds=renew_interval,
+                                      run_pods=run_pods)
         logging.basicConfig(level=logging.WARNING)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_simulate(server, settings, delete_on_exit))
