@@ -195,7 +195,9 @@ def test_diff_and_server_dry_run(kubectl: Kubectl, ns: str) -> None:
 
 
 def managers(obj: dict[str, Any]) -> dict[str, str]:
-    return {m["manager"]: m["operation"] for m in obj["metadata"].get("managedFields", [])}
+    """Managers of the object's own fields (controllers writing status are left out)."""
+    return {m["manager"]: m["operation"] for m in obj["metadata"].get("managedFields", [])
+            if m.get("subresource") != "status"}
 
 
 def test_server_side_apply_conflicts_and_force(kubectl: Kubectl, ns: str) -> None:
