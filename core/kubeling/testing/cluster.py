@@ -27,7 +27,10 @@ _URL_LINE = re.compile(r"API server at (\S+)")
 
 
 class KubelingProcess:
-    """``kubeling up`` in a subprocess, on a free loopback port, with its own data dir."""
+    """``kubeling up`` in a subprocess, on a free loopback port, with its own data dir.
+
+    It runs no node agent (``kubelet``), which would start real containers, unless
+    ``config`` has a ``node`` section."""
 
     def __init__(self, data_dir: Path, *, config: dict[str, Any] | None = None,
                  args: Sequence[str] = (), env: dict[str, str] | None = None,
@@ -49,9 +52,17 @@ class KubelingProcess:
         cmd = [sys.executable, "-m", "kubeling.cli", "up", "--data-dir", str(self.data_dir),
                "--listen", "127.0.0.1:0", "--kubeconfig-out", str(self.kubeconfig),
                "--role", self.role]
-        if self.config is not None:
-            self.config_path.write_text(yaml.safe_dump(self.config))
+        config = self.config
+        if config is not None and "node" not in config:
+            # the node agent runs real containers: tests opt in with a ``node`` section
+            components = dict(config.get("components") or {})
+            components["disabled"] = [*(components.get("disabled") or []), "kubelet"]
+            config = {**config, "components": components}
+        if config is not None:
+            self.config_path.write_text(yaml.safe_dump(config))
             cmd += ["--config", str(self.config_path)]
+        else:
+            cmd += ["--set", "components.disabled=[kubelet]"]
         if "proxy" not in (self.config or {}):
             # the proxy component rewrites the host's packet filter: tests opt in explicitly
             cmd += ["--set", "proxy.enabled=false"]
