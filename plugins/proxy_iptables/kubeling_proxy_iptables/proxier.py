@@ -294,6 +294,7 @@ class IptablesProxier(Proxier):
             if chunk:
                 out.append("*nat\n" + "\n".join(decls) + "\n" + "".join(chunk) + "COMMIT\n")
             service_chains = []
+        final: list[str] = []
         for table in (FILTER, NAT):
             parts = [f"*{table}"]
             parts += [f":{c} - [0:0]" for c in BASE_CHAINS[table]]
@@ -311,7 +312,8 @@ class IptablesProxier(Proxier):
                             if c not in base_rules(table, v6=fs.family.v6))
             text += "".join(t for (tt, _), t in service_chains if tt == table)
             text += "".join(f"-X {chain}\n" for t, chain in stale if t == table)
-            out.append(text + "COMMIT\n")
+            final.append(text + "COMMIT\n")
+        out.append("".join(final))  # both tables in one restore
         return out
 
     def _render_partial(self, fs: _FamilyState, new: dict[str, ServiceRules | None]
@@ -350,7 +352,7 @@ class IptablesProxier(Proxier):
             if decls:
                 out.append(f"*{table}\n" + "\n".join(decls) + "\n" + "".join(body)
                            + "".join(d + "\n" for d in delete) + "COMMIT\n")
-        return out
+        return ["".join(out)] if out else []  # both tables in one restore
 
     async def _clear_udp(self, old: dict[str, ServiceRules | None],
                          new: dict[str, ServiceRules | None],
