@@ -32,6 +32,8 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from kubeling.api.auth import UserInfo
 from kubeling.api.encoding import decode_body
 from kubeling.api.errors import ApiError, Cause
@@ -149,11 +151,11 @@ def _key_element(item: Any, keys: tuple[str, ...]) -> str | None:
         values[key] = value
     if not values:
         return None
-    return "k:" + json.dumps(values, separators=(",", ":"), sort_keys=True)
+    return "k:" + orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _value_element(value: Any) -> str:
-    return "v:" + json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return "v:" + orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 # --------------------------------------------------------------------------------------
@@ -432,16 +434,25 @@ def _matches(item: Any, kind: str, name: str, position: int) -> bool:
 class _Manager:
     """One managedFields entry being worked on."""
 
-    __slots__ = ("api_version", "fields", "manager", "operation", "subresource", "time")
+    __slots__ = ("api_version", "entry", "fields", "manager", "operation", "subresource",
+                 "time")
 
     def __init__(self, manager: str, operation: str, api_version: str, subresource: str,
-                 time: str | None, fields: set[Path]) -> None:
+                 time: str | None, fields: set[Path], entry: Obj | None = None) -> None:
         self.manager = manager
         self.operation = operation
         self.api_version = api_version
         self.subresource = subresource
         self.time = time
         self.fields = fields
+        self.entry = entry
+        """The entry this was decoded from, reused as long as nothing changes."""
+
+    def take(self, paths: set[Path]) -> None:
+        """Lose ownership of ``paths``."""
+        if not self.fields.isdisjoint(paths):
+            self.fields -= paths
+            self.entry = None
 
     @property
     def ident(self) -> tuple[str, str, str, str]:
@@ -458,6 +469,8 @@ class _Manager:
         return text
 
     def to_entry(self) -> Obj:
+        if self.entry is not None:
+            return self.entry
         entry: Obj = {"manager": self.manager, "operation": self.operation,
                       "apiVersion": self.api_version}
         if self.time:
@@ -479,10 +492,11 @@ def _decode_managers(entries: Any) -> dict[tuple[str, str, str, str], _Manager]:
         manager = _Manager(str(entry.get("manager")), str(entry.get("operation") or "Update"),
                            str(entry.get("apiVersion") or ""),
                            str(entry.get("subresource") or ""), entry.get("time"),
-                           decode_fields(entry.get("fieldsV1")))
+                           decode_fields(entry.get("fieldsV1")), entry)
         found = out.get(manager.ident)
         if found is not None:
             found.fields |= manager.fields
+            found.entry = None
         else:
             out[manager.ident] = manager
     return out
@@ -588,24 +602,27 @@ def track_update(kind: KindInfo, subresource: str | None, live: Obj | None, new:
         meta.pop("managedFields", None)
         return
     base = sent if sent and sent != live_entries else live_entries
-    managers = _decode_managers(base)
     sub = subresource or getattr(manager, "subresource", "") or ""
-    node = _root(kind)
-    diff = compare(_view(kind, live, sub), _view(kind, new, sub), node)
+    diff = compare(_view(kind, live, sub), _view(kind, new, sub), _root(kind))
+    if not diff:  # nothing owned changed: the entries stay as they are
+        if base:
+            meta["managedFields"] = base
+        else:
+            meta.pop("managedFields", None)
+        return
+    managers = _decode_managers(base)
     me = _Manager(manager, "Update", kind.api_version, sub, None, set())
-    mine = managers.get(me.ident)
-    if diff:
-        changed = diff.changed
-        for ident, other in managers.items():
-            if ident != me.ident:
-                other.fields -= changed
-                other.fields -= diff.removed
-        if mine is None:
-            mine = managers[me.ident] = me
-        before = set(mine.fields)
-        mine.fields = (mine.fields - diff.removed) | changed
-        if mine.fields != before or not mine.time:
-            mine.time = _now()
+    changed = diff.changed
+    for ident, other in managers.items():
+        if ident != me.ident:
+            other.take(changed)
+            other.take(diff.removed)
+    mine = managers.setdefault(me.ident, me)
+    fields = (mine.fields - diff.removed) | changed
+    if fields != mine.fields or not mine.time:
+        mine.fields = fields
+        mine.time = _now()
+        mine.entry = None
     entries = _encode_managers(managers.values())
     if entries:
         meta["managedFields"] = entries
@@ -658,10 +675,11 @@ def apply_configuration(kind: KindInfo, subresource: str | None, live: Obj | Non
         raise _conflict_error(conflicts)
     for ident, other in managers.items():
         if ident != me.ident:
-            other.fields -= changed
-            other.fields -= diff.removed
+            other.take(changed)
+            other.take(diff.removed)
     if previous is not None and previous.fields == applied and not diff:
         me.time = previous.time
+        me.entry = previous.entry
     new.setdefault("metadata", {})
     entries = _encode_managers(managers.values())
     if entries:
