@@ -252,3 +252,20 @@ async def test_priority_class_is_served_and_validated(env) -> None:
             assert exc.code == 422 and text in exc.message, exc.message
         else:
             raise AssertionError(f"{body} should be refused")
+
+
+async def test_own_status_update_does_not_retry_an_unschedulable_pod(env) -> None:
+    # regression: the PodScheduled=False patch came back through the informer as a pod
+    # update and sent the pod round the queue again (a second FailedScheduling each time)
+    await env.nodes(1, cpu="1")
+    sched = await env.scheduler()
+    await env.pod("big", cpu="2")
+    await env.wait_pod("big", lambda p: condition(p).get("status") == "False")
+    await asyncio.sleep(1.0)  # several backoffs long (0.1 s .. 0.5 s)
+    events = await env.events("big", "FailedScheduling")
+    assert len(events) == 1 and events[0]["count"] == 1
+    assert sched.queue.pending()["unschedulable"] == ["default/big"]
+    await env.client.patch(PODS, "big", {"metadata": {"labels": {"retry": "yes"}}}, "default")
+    await asyncio.sleep(1.0)
+    events = await env.events("big", "FailedScheduling")
+    assert events[0]["count"] == 2  # a real change does give it another try

@@ -176,8 +176,12 @@ class SchedulingQueue:
             q = self.gated.pop(key, None)
         return q  # heap entries of removed pods are skipped lazily
 
-    def update(self, pod: PodInfo) -> None:
-        """A pending pod changed: keep its place, or give it a new chance."""
+    def update(self, pod: PodInfo, *, requeue: bool = True) -> None:
+        """A pending pod changed: keep its place, or give it a new chance.
+
+        :param requeue: whether an unschedulable pod gets a new try (not for status-only
+            changes).
+        """
         key = pod.key
         if key in self.in_flight:
             self.in_flight[key].pod = pod
@@ -199,10 +203,12 @@ class SchedulingQueue:
             if self._gate(q):
                 self._push_active(q)
             return
-        q = self.unschedulable.pop(key, None)
+        q = self.unschedulable.get(key)
         if q is not None:
             q.pod = pod
-            self._requeue(q)
+            if requeue:
+                del self.unschedulable[key]
+                self._requeue(q)
             return
         self.add(pod)
 

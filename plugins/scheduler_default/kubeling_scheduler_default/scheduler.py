@@ -289,7 +289,9 @@ class Scheduler:
             self.nominator.set(pi, pi.nominated_node_name)
         else:
             self.nominator.delete(pi.key)
-        self.queue.update(pi)
+        # a status-only change (our own PodScheduled condition, a nomination) must not
+        # give an unschedulable pod another try: nothing it asks for changed
+        self.queue.update(pi, requeue=_scheduling_relevant(old) != _scheduling_relevant(new))
 
     def _on_pod_delete(self, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
@@ -632,6 +634,12 @@ async def _call(method: Any, state: CycleState, pod: PodInfo, node: str, name: s
     if isinstance(result, Status):
         return result.with_plugin(name)
     return Status(Code.ERROR, f"plugin {name} returned {type(result).__name__}", plugin=name)
+
+
+def _scheduling_relevant(pod: Obj) -> Any:
+    meta = pod.get("metadata") or {}
+    return (pod.get("spec"), meta.get("labels"), meta.get("annotations"),
+            meta.get("deletionTimestamp"))
 
 
 def _node_capacity(node: Obj) -> Any:
