@@ -175,6 +175,8 @@ def tolerates(tolerations: Iterable[Toleration], taint: Taint) -> bool:
 
 
 class NodeSelectorRequirement(NamedTuple):
+    """One ``matchExpressions``/``matchFields`` requirement of a node selector term."""
+
     key: str
     operator: str
     values: tuple[str, ...]
@@ -207,6 +209,8 @@ class NodeSelectorRequirement(NamedTuple):
 
 
 class NodeSelectorTerm(NamedTuple):
+    """Requirements that must all hold (an empty term matches no node)."""
+
     requirements: tuple[NodeSelectorRequirement, ...]
 
     def matches(self, labels: Mapping[str, str], name: str) -> bool:
@@ -251,6 +255,8 @@ class NodeSelector(NamedTuple):
 
 
 class PreferredTerm(NamedTuple):
+    """A weighted preferred node-affinity term."""
+
     weight: int
     term: NodeSelectorTerm
 
@@ -336,6 +342,8 @@ def _parse_affinity_term(term: Mapping[str, Any], namespace: str, labels: Mappin
 
 
 class TopologySpreadConstraint(NamedTuple):
+    """One ``topologySpreadConstraints`` entry, with its selector compiled."""
+
     max_skew: int
     topology_key: str
     when_unsatisfiable: str
