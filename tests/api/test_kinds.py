@@ -1280,7 +1280,7 @@ def test_event_table() -> None:
         "Last Seen": "45s", "Type": "Normal", "Reason": "Scheduled", "Object": "pod/web",
         "Subobject": "", "Source": "default-scheduler",
         "Message": "Successfully assigned default/web to node-1", "First Seen": "10m",
-        "Count": 3}
+        "Count": 3, "Name": e["metadata"]["name"]}
     series = created(EventStrategy(), event(eventTime="2025-01-10T11:58:00.000000Z",
                                             series={"count": 7, "lastObservedTime": ago(5)},
                                             reportingComponent="kubelet",

@@ -215,6 +215,13 @@ def test_describe_shows_the_objects_events(kubectl: Kubectl, ns: str) -> None:
     assert re.search(r"Normal\s+Checked\s+\S+\s+compat-test\s+the describe test was here",
                      events)
     assert "about another pod" not in events
+    out = kubectl.ok("-n", ns, "get", "events").out
+    assert columns(out) == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert ["Normal", "Checked", "pod/p", "the describe test was here"] in [
+        r[1:] for r in rows(out)]
+    out = kubectl.ok("-n", ns, "get", "events", "-o", "wide").out
+    assert columns(out)[-3:] == ["FIRST SEEN", "COUNT", "NAME"]
+    assert "p.1" in [r[-1] for r in rows(out)]
     out = kubectl.ok("-n", ns, "describe", "cm").out  # describe a whole kind too
     assert "Events:" in out or "No resources found" in out or out == ""
 

@@ -65,7 +65,11 @@ NAME = TableColumn("Name", lambda o: (o.get("metadata") or {}).get("name", ""), 
 
 
 def columns_for(kind: KindInfo) -> list[TableColumn]:
+    """NAME, the strategy's columns (AGE when it has none); a strategy that places a Name
+    column itself (events: last, wide only) gets no other."""
     extra = kind.strategy.table_columns()
+    if any(c.name == "Name" for c in extra):
+        return list(extra)
     return [NAME, *(extra or [AGE])]
 
 

@@ -1263,6 +1263,9 @@ class EventStrategy(BuiltinStrategy):
                     description="Time since the first occurrence."),
             _column("Count", event_count, priority=1,
                     description="How many times the event occurred."),
+            # as in Kubernetes, the name comes last and only with -o wide
+            TableColumn("Name", lambda o: sub(o, "metadata", "name") or "", priority=1,
+                        format="name", description="Name of the event."),
         ]
 
 
