@@ -433,9 +433,6 @@ class DockerRuntime:
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig,
                                sandbox: PodSandboxConfig) -> str:
-        image_ref = await self.image_present(config.image)
-        if image_ref is None:
-            raise ImageNotFoundError(f'image "{config.image}" is not present')
         labels = {**config.labels, LABEL_TYPE: "container", LABEL_SANDBOX: sandbox_id,
                   LABEL_NAME: config.name, LABEL_ATTEMPT: str(config.attempt)}
         res = config.resources
@@ -497,7 +494,10 @@ class DockerRuntime:
         # cannot expose ports of its own (dockerd refuses), and pod IPs are reachable as is
         name = (f"k8s_{config.name}_{sandbox.name}_{sandbox.namespace}_{sandbox.uid}_"
                 f"{config.attempt}")
-        return await self._create(body, name)
+        try:
+            return await self._create(body, name)
+        except NotFoundError:
+            raise ImageNotFoundError(f'image "{config.image}" is not present') from None
 
     async def start_container(self, container_id: str) -> None:
         await self._json(f"containers/{container_id}/start", "POST")
