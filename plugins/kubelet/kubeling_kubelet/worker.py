@@ -286,8 +286,6 @@ class PodWorker:
         await self._stop_probers()
         for c in self._specs():
             self.waiting.setdefault(c["name"], ("ContainerCreating", ""))
-        if self._last_status is None:
-            await self._post_status([], sandbox_ready=False)
         config = self.sandbox_config(attempt=len(old_sandboxes))
         try:
             sandbox_id = await self.runtime.run_sandbox(config)
