@@ -177,6 +177,7 @@ class InterPodAffinity:
         if args:
             raise ValueError(f"unknown InterPodAffinity args: {', '.join(sorted(args))}")
         self.handle = handle
+        self._anti_memo: dict[Any, tuple[int, int, dict[str, list[SlotCounter]]]] = {}
 
     @property
     def cache(self) -> Cache:
@@ -208,12 +209,21 @@ class InterPodAffinity:
         out: dict[str, np.ndarray] = {}
         if not cache.pods_with_required_anti_affinity:
             return out
-        own_ns = self._ns(pod.namespace)
-        per_key: dict[str, list[SlotCounter]] = {}
-        for group in cache.by_anti_terms.groups.values():
-            for term in group.key:  # the group's required anti-affinity terms
-                if term.matches(pod.namespace, pod.labels, own_ns):
-                    per_key.setdefault(term.topology_key, []).append(group)
+        index = cache.by_anti_terms
+        memo_key = (pod.namespace, frozenset(pod.labels.items()))
+        found = self._anti_memo.get(memo_key)
+        if found is not None and found[0] == index.version and found[1] == cache.ns_version:
+            per_key = found[2]
+        else:
+            own_ns = self._ns(pod.namespace)
+            per_key = {}
+            for group in index.groups.values():
+                for term in group.key:  # the group's required anti-affinity terms
+                    if term.matches(pod.namespace, pod.labels, own_ns):
+                        per_key.setdefault(term.topology_key, []).append(group)
+            if len(self._anti_memo) > 4096:
+                self._anti_memo.clear()
+            self._anti_memo[memo_key] = (index.version, cache.ns_version, per_key)
         for key, groups in per_key.items():
             out[key] = _per_domain(cache.table, key, cache.count_vector(groups))
         return out
