@@ -160,6 +160,10 @@ class NodeCluster:
     def stop(self) -> None:
         self.proc.stop()
         remove_containers(self.node)
+        from kubeling_kubelet.volumes import mounts_under
+
+        for path in mounts_under(self.data_dir):  # memory-backed emptyDirs left mounted
+            subprocess.run(["umount", str(path)], capture_output=True, check=False)
 
 
 def running_and_ready(pod: dict[str, Any]) -> bool:

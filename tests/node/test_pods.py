@@ -389,7 +389,10 @@ def test_env_and_volumes_with_live_updates(cluster: NodeCluster) -> None:
                  what="the configMap file updated")
     cluster.wait(lambda: cat("/etc/info/labels") == 'tier="front"', timeout=20,
                  what="the downwardAPI file updated")
-    cluster.kubectl("delete", "pod", "envvol", "--wait=false")
+    cluster.kubectl("delete", "pod", "envvol", "--wait=true")
+    from kubeling_kubelet.volumes import mounts_under
+
+    assert mounts_under(cluster.data_dir) == []  # the memory-backed emptyDir is unmounted
 
 
 def test_missing_config_map_is_a_clear_status(cluster: NodeCluster) -> None:

@@ -27,7 +27,7 @@ from kubeling_kubelet.envs import EnvError, field_value, resource_value
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VolumeError", "VolumeManager"]
+__all__ = ["VolumeError", "VolumeManager", "mounts_under"]
 
 Obj = dict[str, Any]
 Lookup = Callable[[str, str], Obj | None]
@@ -85,7 +85,10 @@ class VolumeManager:
             path.mkdir(parents=True, exist_ok=True)
             os.chmod(path, 0o777)
             if (volume["emptyDir"] or {}).get("medium") == "Memory" and path not in self._tmpfs:
-                self._mount_tmpfs(path, (volume["emptyDir"] or {}).get("sizeLimit"))
+                if os.path.ismount(path):  # mounted by an earlier agent: adopt it
+                    self._tmpfs.add(path)
+                else:
+                    self._mount_tmpfs(path, (volume["emptyDir"] or {}).get("sizeLimit"))
             return path
         if volume.get("configMap") is not None:
             src = volume["configMap"]
@@ -286,12 +289,26 @@ class VolumeManager:
     def teardown(self, uid: str) -> None:
         """Unmount and remove everything of a pod (after its containers are gone)."""
         pod_dir = self.pod_dir(uid)
-        for path in list(self._tmpfs):
-            if pod_dir in path.parents:
-                subprocess.run(["umount", str(path)], capture_output=True, timeout=10,
-                               check=False)
-                self._tmpfs.discard(path)
+        for path in mounts_under(pod_dir):
+            subprocess.run(["umount", str(path)], capture_output=True, timeout=10, check=False)
+        self._tmpfs = {p for p in self._tmpfs if pod_dir not in p.parents}
         shutil.rmtree(pod_dir, ignore_errors=True)
+
+
+def mounts_under(directory: Path) -> list[Path]:
+    """Mount points below ``directory`` (deepest first), from /proc/self/mountinfo."""
+    prefix = str(directory.resolve()) + "/"
+    found = []
+    try:
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 4:
+                point = fields[4].replace("\\040", " ")
+                if point.startswith(prefix):
+                    found.append(Path(point))
+    except OSError:
+        return []
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
 
 
 def _same_content(directory: Path, files: Mapping[str, tuple[bytes, int]]) -> bool:
