@@ -101,21 +101,20 @@ def pod_phase(spec: Obj, init_statuses: Sequence[Obj], statuses: Sequence[Obj]) 
             continue
         if term is not None and policy == "Never":
             return "Failed"
-        if s["state"].get("waiting") and s["lastState"].get("terminated") and \
-                policy == "Never":
+        if "waiting" in s["state"] and "terminated" in s["lastState"] and policy == "Never":
             return "Failed"
         return "Pending"
     waiting = running = stopped = succeeded = 0
     for s in statuses:
         state = s["state"]
-        if state.get("running"):
+        if "running" in state:
             running += 1
-        elif state.get("terminated"):
+        elif "terminated" in state:
             stopped += 1
             if state["terminated"].get("exitCode") == 0:
                 succeeded += 1
-        elif state.get("waiting"):
-            if s["lastState"].get("terminated"):
+        elif "waiting" in state:
+            if "terminated" in s["lastState"]:
                 stopped += 1
             else:
                 waiting += 1
@@ -161,7 +160,7 @@ def conditions(old: Sequence[Obj], spec: Obj, phase: str, init_statuses: Sequenc
     add("Initialized", initialized, "ContainersNotInitialized",
         f"containers with incomplete status: [{' '.join(not_done)}]")
     if phase == "Succeeded" or (phase == "Failed" and not any(
-            s["state"].get("running") for s in statuses)):
+            "running" in s["state"] for s in statuses)):
         add("Ready", False, "PodCompleted")
         add("ContainersReady", False, "PodCompleted")
     else:
