@@ -186,6 +186,23 @@ def test_logs_follow(cluster: NodeCluster) -> None:
     assert previous.returncode != 0 and "previous terminated container" in previous.stderr
 
 
+def test_attach(cluster: NodeCluster) -> None:
+    cluster.apply(simple_pod(cluster, "chatty",
+                             "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done"))
+    cluster.wait_pod("chatty", running_and_ready, what="chatty Running")
+    proc = subprocess.Popen(["kubectl", "--kubeconfig", str(cluster.proc.kubeconfig),
+                             "attach", "chatty"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(3)]
+    finally:
+        proc.kill()
+        proc.wait()
+    numbers = [int(line.split()[1]) for line in lines if line.startswith("line ")]
+    assert len(numbers) == 3 and numbers == sorted(numbers), lines
+
+
 def test_exec(cluster: NodeCluster) -> None:
     cluster.apply(simple_pod(cluster, "shell", "while true; do sleep 1; done"))
     cluster.wait_pod("shell", running_and_ready, what="shell Running")
