@@ -182,9 +182,10 @@ class PodTopologySpread:
             index = table.domain(c.topology_key)
             ids = index.ids[:size]
             vec = self._matching_vector(pod, c)[:size]
-            counts = np.bincount(ids[eligible], weights=vec[eligible],
+            in_domains = ids[eligible]
+            counts = np.bincount(in_domains, weights=vec[eligible],
                                  minlength=index.size).astype(np.int64)
-            present = np.unique(ids[eligible])
+            present = np.flatnonzero(np.bincount(in_domains, minlength=index.size))
             hard.append(_Hard(c, counts, present, eligible,
                               c.selector.matches(pod.labels)))
         state.write(_STATE, _State(table, hard))
