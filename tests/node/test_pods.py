@@ -139,6 +139,12 @@ def test_failing_liveness_probe_restarts(cluster: NodeCluster) -> None:
     pod = cluster.wait_pod("liveness", lambda p: container_status(p).get("restartCount", 0)
                            >= 1, what="a restart after liveness failed")
     assert container_status(pod)["lastState"]["terminated"]["exitCode"] == 137
+    events = cluster.kubectl("get", "events", "--field-selector",
+                             "involvedObject.name=liveness", "-o", "json").stdout
+    reasons = {e["reason"] for e in json.loads(events)["items"]}
+    assert {"Created", "Started", "Unhealthy", "Killing"} <= reasons, reasons
+    described = cluster.kubectl("describe", "pod", "liveness").stdout
+    assert "Liveness probe failed" in described
 
 
 def test_failing_readiness_probe_makes_the_pod_unready(cluster: NodeCluster) -> None:

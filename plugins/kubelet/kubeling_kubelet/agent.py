@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,15 @@ import attrs
 from kubeling.api.errors import ApiError
 from kubeling.api.node_proxy import AGENT_ENDPOINT_ANNOTATION, SECRET_FILE, load_secret
 from kubeling.api.server import KUBE_VERSION
-from kubeling.client.resources import CONFIGMAPS, LEASES, NAMESPACES, NODES, PODS, SECRETS
+from kubeling.client.resources import (
+    CONFIGMAPS,
+    EVENTS,
+    LEASES,
+    NAMESPACES,
+    NODES,
+    PODS,
+    SECRETS,
+)
 from kubeling.runtime import ContainerRuntimeError, Runtime
 from kubeling_kubelet import node as node_facts
 from kubeling_kubelet.volumes import VolumeManager
@@ -68,6 +77,10 @@ class KubeletSettings:
     """Extra labels of the Node."""
 
 
+def secrets_token() -> str:
+    return secrets.token_hex(8)
+
+
 def micro_time() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -108,6 +121,7 @@ class Kubelet:
         self._relist_state: dict[str, tuple[Any, ...]] = {}
         self._node_conditions: list[Obj] = []
         self.ready = asyncio.Event()
+        self._event_tasks: set[asyncio.Task[None]] = set()
         self.scope_labels: dict[str, str] = {LABEL_NODE: node_name}
         """Labels on everything this agent creates, and the filter of what it adopts: the
         node and the cluster (the uid of kube-system), so that two clusters sharing one
@@ -366,6 +380,43 @@ class Kubelet:
         except ApiError as exc:
             if exc.code != 404:
                 raise
+
+    def event(self, pod: Obj, reason: str, message: str, *, warning: bool = False,
+              field_path: str = "") -> None:
+        """Record an Event about ``pod`` (what ``kubectl describe`` shows), in the
+        background: a lost event never holds up a pod."""
+        meta = pod.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        now = micro_time()
+        seconds = now[:19] + "Z"
+        involved = {"apiVersion": "v1", "kind": "Pod", "name": meta.get("name", ""),
+                    "namespace": namespace, "uid": meta.get("uid", "")}
+        if field_path:
+            involved["fieldPath"] = field_path
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta.get('name', '')}.{secrets_token()}",
+                         "namespace": namespace},
+            "involvedObject": involved, "reason": reason, "message": message,
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "kubelet", "host": self.node_name},
+            "reportingComponent": "kubelet", "reportingInstance": self.node_name,
+            "firstTimestamp": seconds, "lastTimestamp": seconds, "eventTime": None,
+            "count": 1,
+        }
+        if self.client is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._post_event(body))
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
+
+    async def _post_event(self, body: Obj) -> None:
+        try:
+            await self.client.create(EVENTS, body, body["metadata"]["namespace"])
+        except ApiError as exc:
+            log.debug("recording an event failed: %s", exc.message)
+        except Exception as exc:  # never let an event break anything
+            log.debug("recording an event failed: %s", exc)
 
     async def _relist_loop(self) -> None:
         """The runtime as it is, every second: wake workers whose containers changed, and

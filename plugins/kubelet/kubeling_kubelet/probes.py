@@ -105,7 +105,8 @@ class Prober:
     """Runs one probe of one container every ``periodSeconds``."""
 
     def __init__(self, kind: str, probe: Obj, *, runtime: Runtime, container_id: str,
-                 container: Obj, pod_ip: str, on_change: Callable[[], None]) -> None:
+                 container: Obj, pod_ip: str, on_change: Callable[[], None],
+                 on_failure: Callable[[str], None] | None = None) -> None:
         self.kind = kind
         self.probe = probe
         self.runtime = runtime
@@ -113,6 +114,8 @@ class Prober:
         self.container = container
         self.pod_ip = pod_ip
         self.on_change = on_change
+        self.on_failure = on_failure
+        """Called with the message when a readiness probe starts failing."""
         self.result = ProbeResult.SUCCESS if kind == "liveness" else ProbeResult.UNKNOWN
         self.message = ""
         self._successes = 0
@@ -156,6 +159,9 @@ class Prober:
                         log.info("%s probe of container %s failed: %s", self.kind,
                                  self.container.get("name"), message)
             if self.result != before:
+                if self.result == ProbeResult.FAILURE and self.kind == "readiness" \
+                        and self.on_failure is not None:
+                    self.on_failure(self.message)
                 self.on_change()
             if self.result == ProbeResult.FAILURE and self.kind in ("liveness", "startup"):
                 return  # the worker restarts the container, with new probers

@@ -144,6 +144,19 @@ class PodWorker:
         self._wake_at: float | None = None
         self.containers: list[ContainerStatus] = []
 
+    def _event(self, reason: str, message: str, *, warning: bool = False,
+               container: str = "") -> None:
+        field = ""
+        if container:
+            kind = "initContainers" if any(
+                c["name"] == container for c in self._specs(True)) else "containers"
+            field = f"spec.{kind}{{{container}}}"
+        target = self.pod
+        if self.static and self.mirror_name:
+            target = {**self.pod, "metadata": {**self.pod["metadata"],
+                                                "name": self.mirror_name}}
+        self.agent.event(target, reason, message, warning=warning, field_path=field)
+
     # -- scheduling of syncs ------------------------------------------------------------
 
     @property
@@ -244,6 +257,8 @@ class PodWorker:
             paths = self.agent.volumes.setup(pod, pod_ip=self.pod_ip,
                                              host_ip=self.agent.host_ip)
         except VolumeError as exc:
+            if not any(w[1] == str(exc) for w in self.waiting.values()):
+                self._event("FailedMount", str(exc), warning=True)
             for c in self._specs():
                 self.waiting[c["name"]] = ("ContainerCreating", str(exc))
             self._schedule(2.0)
@@ -407,6 +422,10 @@ class PodWorker:
         for kind in ("startup", "liveness"):
             prober = self._probers.get((latest.id, kind))
             if prober is not None and prober.result == ProbeResult.FAILURE:
+                self._event("Unhealthy", f"{kind.capitalize()} probe failed: "
+                            f"{prober.message}", warning=True, container=spec["name"])
+                self._event("Killing", f"Container {spec['name']} failed {kind} probe, will "
+                            f"be restarted", container=spec["name"])
                 await self._kill(latest, spec, f"{kind} probe failed: {prober.message}")
                 return True
         return False
@@ -422,7 +441,10 @@ class PodWorker:
                 if startup is None or startup.result != ProbeResult.SUCCESS:
                     continue
             prober = Prober(kind, probe, runtime=self.runtime, container_id=latest.id,
-                            container=spec, pod_ip=self.pod_ip, on_change=self.wake)
+                            container=spec, pod_ip=self.pod_ip, on_change=self.wake,
+                            on_failure=lambda message, name=spec["name"]: self._event(
+                                "Unhealthy", f"Readiness probe failed: {message}",
+                                warning=True, container=name))
             self._probers[key] = prober
             prober.start()
 
@@ -447,6 +469,9 @@ class PodWorker:
         if wait > 0:
             delay = self._backoff.delay(key)
             meta = self.pod["metadata"]
+            if (self.waiting.get(name) or ("",))[0] != "CrashLoopBackOff":
+                self._event("BackOff", "Back-off restarting failed container", warning=True,
+                            container=name)
             self.waiting[name] = ("CrashLoopBackOff", (
                 f"back-off {int(delay)}s restarting failed container={name} "
                 f"pod={meta['name']}_{meta.get('namespace') or 'default'}({self.uid})"))
@@ -475,23 +500,34 @@ class PodWorker:
         if present and policy != "Always":
             return present
         if policy == "Never":
+            self._event("ErrImageNeverPull", f'Container image "{image}" is not present with '
+                        f"pull policy of Never", warning=True, container=name)
             self.waiting[name] = ("ErrImageNeverPull", f'Container image "{image}" is not '
                                   f"present with pull policy of Never")
             return None
         key = f"pull:{name}"
         wait = self._backoff.blocked(key, time.monotonic())
         if wait > 0:
+            if (self.waiting.get(name) or ("",))[0] != "ImagePullBackOff":
+                self._event("BackOff", f'Back-off pulling image "{image}"', warning=True,
+                            container=name)
             self.waiting[name] = ("ImagePullBackOff", f'Back-off pulling image "{image}"')
             self._schedule(wait)
             return None
+        self._event("Pulling", f'Pulling image "{image}"', container=name)
+        started = time.monotonic()
         try:
             ref = await self.runtime.pull_image(image)
         except ImagePullError as exc:
+            self._event("Failed", f"Failed to pull image \"{image}\": {exc}", warning=True,
+                        container=name)
             self._backoff.next(key, time.monotonic())
             self.waiting[name] = ("ErrImagePull", str(exc))
             self._schedule(self._backoff.blocked(key, time.monotonic()))
             return None
         self._backoff.reset(key)
+        self._event("Pulled", f'Successfully pulled image "{image}" in '
+                    f"{time.monotonic() - started:.3f}s", container=name)
         return ref
 
     async def _start(self, spec: Obj, attempt: int, paths: dict[str, Any], *,
@@ -502,6 +538,8 @@ class PodWorker:
         try:
             config = self.container_config(spec, attempt, paths, init=init)
         except (EnvError, VolumeError, ValueError) as exc:
+            if self.waiting.get(name) != ("CreateContainerConfigError", str(exc)):
+                self._event("Failed", f"Error: {exc}", warning=True, container=name)
             self.waiting[name] = ("CreateContainerConfigError", str(exc))
             self._schedule(2.0)
             return False
@@ -517,6 +555,7 @@ class PodWorker:
             self._schedule(self._backoff_wait(f"create:{name}"))
             return False
         self._attempts[name] = attempt
+        self._event("Created", f"Created container {name}", container=name)
         try:
             await self.runtime.start_container(container_id)
         except ContainerRuntimeError as exc:
@@ -526,12 +565,14 @@ class PodWorker:
             self._schedule(self._backoff.blocked(f"restart:{name}", time.monotonic()))
             return True
         self.waiting.pop(name, None)
+        self._event("Started", f"Started container {name}", container=name)
         hook = ((spec.get("lifecycle") or {}).get("postStart"))
         if hook:
             ok, message = await run_handler(self.runtime, hook, container_id=container_id,
                                             container=spec, pod_ip=self.pod_ip, timeout=30)
             if not ok:
                 log.info("pod %s: postStart hook of %s failed: %s", self.key, name, message)
+                self._event("FailedPostStartHook", message, warning=True, container=name)
                 self._killed[container_id] = f"PostStartHookError: {message}"
                 await self.runtime.stop_container(container_id, 0)
         return True
@@ -618,6 +659,7 @@ class PodWorker:
                                         container=spec, pod_ip=self.pod_ip, timeout=grace)
         if not ok:
             log.info("pod %s: preStop hook of %s failed: %s", self.key, spec["name"], message)
+            self._event("FailedPreStopHook", message, warning=True, container=spec["name"])
 
     # -- status -------------------------------------------------------------------------
 
@@ -721,6 +763,8 @@ class PodWorker:
 
         async def stop_one(c: ContainerStatus) -> None:
             c_spec = specs.get(c.name, {"name": c.name})
+            if not self.deleted:
+                self._event("Killing", f"Stopping container {c.name}", container=c.name)
             await self._pre_stop(c_spec, c.id, deadline - time.monotonic())
             await self.runtime.stop_container(c.id, max(0.0, math.ceil(
                 deadline - time.monotonic())))
