@@ -242,6 +242,20 @@ class RuntimeContract:
         assert await session.wait() == 0
         await session.close()
 
+    async def test_attach(self, runtime: Runtime, image: str, labels: dict[str, str],
+                          cleanup: None) -> None:
+        _, container_id, _ = await self.run(
+            runtime, labels, image, "while true; do echo beat; sleep 0.1; done")
+        session = await runtime.attach(container_id, stdin=False, tty=False)
+        seen = b""
+        while b"beat\nbeat\n" not in seen:
+            item = await asyncio.wait_for(session.read(), TIMEOUT)
+            assert item is not None
+            seen += item[1]
+        await session.close()
+        status = await runtime.container_status(container_id)
+        assert status.state == ContainerState.RUNNING  # detaching leaves it running
+
     async def test_stop_with_grace_period(self, runtime: Runtime, image: str,
                                           labels: dict[str, str], cleanup: None) -> None:
         sandbox_id, stubborn, cfg = await self.run(
