@@ -418,6 +418,31 @@ def test_env_and_volumes_with_live_updates(cluster: NodeCluster) -> None:
     assert mounts_under(cluster.data_dir) == []  # the memory-backed emptyDir is unmounted
 
 
+def test_resources_and_security_context_reach_the_runtime(cluster: NodeCluster) -> None:
+    cluster.apply(simple_pod(
+        cluster, "locked", "while true; do sleep 1; done",
+        securityContext={"runAsUser": 1000, "runAsGroup": 3000},
+        container={"workingDir": "/tmp",
+                   "resources": {"requests": {"cpu": "250m", "memory": "32Mi"},
+                                 "limits": {"cpu": "500m", "memory": "64Mi"}},
+                   "securityContext": {"readOnlyRootFilesystem": True,
+                                       "allowPrivilegeEscalation": False}}))
+    pod = cluster.wait_pod("locked", running_and_ready, what="locked Running")
+    assert pod["status"]["qosClass"] == "Burstable"
+    assert cluster.kubectl("exec", "locked", "--", "id", "-u").stdout.strip() == "1000"
+    assert cluster.kubectl("exec", "locked", "--", "id", "-g").stdout.strip() == "3000"
+    assert cluster.kubectl("exec", "locked", "--", "sh", "-c", "pwd").stdout.strip() == "/tmp"
+    denied = cluster.kubectl("exec", "locked", "--", "touch", "/x", check=False)
+    assert denied.returncode != 0 and "Read-only file system" in denied.stderr
+    cid = container_status(pod)["containerID"].removeprefix("docker://")
+    host = json.loads(subprocess.run(["docker", "inspect", cid], capture_output=True,
+                                     text=True, check=True).stdout)[0]["HostConfig"]
+    assert (host["CpuShares"], host["CpuQuota"], host["CpuPeriod"], host["Memory"]) == \
+        (256, 50_000, 100_000, 64 * 1024 * 1024)
+    assert host["ReadonlyRootfs"] is True and "no-new-privileges" in host["SecurityOpt"]
+    cluster.kubectl("delete", "pod", "locked", "--wait=false")
+
+
 def test_missing_config_map_is_a_clear_status(cluster: NodeCluster) -> None:
     cluster.apply(simple_pod(cluster, "noconfig", "sleep 100", container={"env": [
         {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "k"}}}]}))
