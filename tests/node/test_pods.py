@@ -7,6 +7,7 @@ whole ``kubeling up`` with SIGKILL and starts it again on the same data director
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -219,9 +220,13 @@ def test_exec(cluster: NodeCluster) -> None:
     assert failed.stdout == "out\n" and "err" in failed.stderr
     echoed = cluster.kubectl("exec", "-i", "shell", "--", "cat", input="hello stdin\n")
     assert echoed.stdout == "hello stdin\n"
-    tty = cluster.kubectl("exec", "-it", "shell", "--", "sh", "-c", "tty; echo done",
-                          input="")
-    assert "done" in tty.stdout
+    if shutil.which("script"):  # a real terminal for kubectl: exec -it gets a TTY
+        line = (f"kubectl --kubeconfig {cluster.proc.kubeconfig} exec -it shell -- "
+                f"sh -c 'tty; echo done'")
+        tty = subprocess.run(["script", "-qec", line, "/dev/null"], capture_output=True,
+                             text=True, timeout=30, input="")
+        assert tty.returncode == 0, tty.stdout + tty.stderr
+        assert "/dev/pts/" in tty.stdout and "done" in tty.stdout
     absent = cluster.kubectl("exec", "nosuchpod", "--", "true", check=False)
     assert absent.returncode != 0 and "not found" in absent.stderr
 
