@@ -47,6 +47,8 @@ def _lazy(module: str, cls: str) -> Callable[[Any], Any]:
 CONTROLLERS: dict[str, tuple[str, str]] = {
     "replicaset": ("replicaset", "ReplicaSetController"),
     "deployment": ("deployment", "DeploymentController"),
+    "endpoints": ("endpoints", "EndpointsController"),
+    "endpointslice": ("endpoints", "EndpointSliceController"),
     "garbagecollector": ("garbagecollector", "GarbageCollector"),
     "nodelifecycle": ("nodelifecycle", "NodeLifecycleController"),
     "taint-eviction": ("nodelifecycle", "TaintEvictionController"),
