@@ -128,6 +128,22 @@ def test_killed_container_restarts_with_restart_count(cluster: NodeCluster) -> N
     assert container_status(pod)["containerID"] != f"docker://{container_id}"
 
 
+def test_a_dead_sandbox_is_recreated(cluster: NodeCluster) -> None:
+    cluster.apply(simple_pod(cluster, "resandbox", HTTPD))
+    pod = cluster.wait_pod("resandbox", running_and_ready, what="resandbox Running")
+    uid = pod["metadata"]["uid"]
+    infra = subprocess.run(["docker", "ps", "-q", "--filter", f"label=io.kubernetes.pod.uid={uid}",
+                            "--filter", "label=io.kubeling.type=sandbox"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert len(infra) == 1
+    subprocess.run(["docker", "kill", infra[0]], check=True, capture_output=True)
+    pod = cluster.wait_pod("resandbox", lambda p: running_and_ready(p) and container_status(p)
+                           .get("restartCount", 0) >= 1, what="running in a new sandbox")
+    ip = pod["status"]["podIP"]
+    assert cluster.wait(lambda: http_get(f"http://{ip}:8080/"), timeout=10,
+                        what="HTTP on the new pod IP") == "resandbox\n"
+
+
 def test_failing_liveness_probe_restarts(cluster: NodeCluster) -> None:
     cluster.apply(simple_pod(
         cluster, "liveness", "touch /tmp/alive; while true; do sleep 1; done",

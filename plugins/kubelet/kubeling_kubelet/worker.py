@@ -293,6 +293,8 @@ class PodWorker:
 
     async def _new_sandbox(self, old_sandboxes: list[Any], containers: list[ContainerStatus]
                            ) -> str | None:
+        for c in containers:  # restart counts go on in the new sandbox
+            self._attempts[c.name] = max(self._attempts.get(c.name, -1), c.attempt)
         for c in containers:
             if c.state == ContainerState.RUNNING:
                 await self.runtime.stop_container(c.id, 0)
@@ -388,7 +390,8 @@ class PodWorker:
                     return changed
                 changed |= await self._restart(spec, latest, paths, init=True)
                 return changed
-            changed |= await self._start(spec, 0, paths, init=True)
+            changed |= await self._start(spec, self._attempts.get(spec["name"], -1) + 1, paths,
+                                         init=True)
             return changed
         for spec in self._specs(False):
             name = spec["name"]
