@@ -386,10 +386,9 @@ def child_scheduler(url: str, profile_out: str | None, timeline_out: str | None 
                 t += 0.5
             Path(timeline_out).write_text("\n".join(lines))
 
-    if os.environ.get("BENCH_GC"):
-        import gc
+    from kubeling.cli import tune_gc
 
-        gc.set_threshold(*(int(x) for x in os.environ["BENCH_GC"].split(",")))
+    tune_gc()  # as ``kubeling up`` does for its process
     if prof:
         prof.enable()
     asyncio.run(run())

@@ -137,5 +137,8 @@ def kubeling_register_commands(cli: click.Group) -> None:
                                       renew_interval_seconds=renew_interval,
                                       run_pods=run_pods)
         logging.basicConfig(level=logging.WARNING)
+        from kubeling.cli import tune_gc
+
+        tune_gc()
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_simulate(server, settings, delete_on_exit))
