@@ -105,8 +105,10 @@ async def test_pods_of_a_dead_node_are_recreated_on_other_nodes(tmp_path: Path) 
 
 
 async def _only_live(client: Any, app: str, n: int) -> bool:
+    """Exactly ``n`` pods, all running (so bound), none terminating."""
     ps = await pods(client, app)
-    return len(ps) == n and not any(p["metadata"].get("deletionTimestamp") for p in ps)
+    return len(ps) == n and not any(p["metadata"].get("deletionTimestamp") for p in ps) \
+        and all(p["status"].get("phase") == "Running" for p in ps)
 
 
 async def test_tolerated_pods_stay_until_their_toleration_seconds(tmp_path: Path) -> None:
