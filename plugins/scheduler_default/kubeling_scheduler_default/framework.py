@@ -619,15 +619,12 @@ class Framework:
         return None, last
 
     def run_reserve(self, state: CycleState, pod: PodInfo, node: str) -> Status:
-        done = []
         for plugin in self.points["reserve"]:
             status = as_status(plugin.reserve(state, pod, node), plugin.name)
             if not status.is_success():
-                for other in reversed(done):
-                    self._unreserve_one(other, state, pod, node)
-                self._unreserve_one(plugin, state, pod, node)
+                # as Kubernetes: every reserve plugin's unreserve, in reverse order
+                self.run_unreserve(state, pod, node)
                 return status
-            done.append(plugin)
         return SUCCESS
 
     def run_unreserve(self, state: CycleState, pod: PodInfo, node: str) -> None:

@@ -264,3 +264,29 @@ def test_preemption_message_when_nothing_helps() -> None:
         "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {k: }. "
         "preemption: 0/2 nodes are available: 1 No preemption victims found for incoming "
         "pod, 1 Preemption is not helpful for scheduling.")
+
+
+def test_reserve_failure_unreserves_the_plugins_that_reserved() -> None:
+    log: list[str] = []
+
+    class Ledger:
+        def __init__(self, name: str, fail: bool) -> None:
+            self.name = name
+            self.fail = fail
+
+        def reserve(self, state, pod, node):
+            log.append(f"reserve {self.name}")
+            return Status.unschedulable("no room in the ledger") if self.fail else None
+
+        def unreserve(self, state, pod, node):
+            log.append(f"unreserve {self.name}")
+
+    registry = {"First": lambda args, handle: Ledger("First", False),
+                "Second": lambda args, handle: Ledger("Second", True)}
+    profile = Profile(plugins=Plugins(reserve=PluginSet(enabled=[
+        PluginRef(name="First"), PluginRef(name="Second")])))
+    fw = framework_with([make_node("a")], profile=profile, registry=registry)
+    status = fw.run_reserve(CycleState(), pod_info("p"), "a")
+    assert status.code is Code.UNSCHEDULABLE and status.plugin == "Second"
+    # as Kubernetes: all reserve plugins are unreserved, in reverse order
+    assert log == ["reserve First", "reserve Second", "unreserve Second", "unreserve First"]
