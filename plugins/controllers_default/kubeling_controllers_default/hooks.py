@@ -53,6 +53,8 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
     "nodelifecycle": ("nodelifecycle", "NodeLifecycleController"),
     "taint-eviction": ("nodelifecycle", "TaintEvictionController"),
     "podgc": ("podgc", "PodGCController"),
+    "namespace": ("namespace", "NamespaceController"),
+    "serviceaccount": ("namespace", "ServiceAccountController"),
 }
 """Controller name -> (module, class) of every controller this plugin registers."""
 
