@@ -46,11 +46,20 @@ Obj = dict[str, Any]
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
 
+def _check_listen(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    from kubeling.api.http import parse_listen
+
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        raise ValueError(f"{attribute.name}: {exc}") from None
+
+
 @attrs.frozen(kw_only=True)
 class KubeletSettings:
     """The ``kubelet`` config section."""
 
-    listen: str = "127.0.0.1:0"
+    listen: str = attrs.field(default="127.0.0.1:0", validator=_check_listen)
     """``HOST:PORT`` of the agent's endpoint (logs, exec, port-forward) that the API server
     calls; port 0 picks a free one.  Use ``0.0.0.0:10250`` when the control plane runs on
     another machine."""
@@ -65,11 +74,11 @@ class KubeletSettings:
     """Where pod volumes live; default ``<data_dir>/kubelet``."""
     static_pod_path: str | None = None
     """A directory of static pod manifests; default ``<data_dir>/manifests``."""
-    max_pods: int = 110
-    lease_duration_seconds: int = 40
-    lease_renew_seconds: float = 10.0
-    status_update_seconds: float = 10.0
-    relist_seconds: float = 1.0
+    max_pods: int = attrs.field(default=110, validator=attrs.validators.ge(1))
+    lease_duration_seconds: int = attrs.field(default=40, validator=attrs.validators.ge(1))
+    lease_renew_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    status_update_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    relist_seconds: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
     cluster_dns: list[str] = attrs.field(factory=list)
     """Nameservers for ClusterFirst pods; empty keeps the runtime's default resolver."""
     cluster_domain: str = "cluster.local"
@@ -147,7 +156,13 @@ class Kubelet:
                       "plane's data directory (or set kubelet.secret_file)", self.secret_path)
             return
         self.server = AgentServer(self, self.settings.listen, secret)
-        await self.server.start()
+        try:
+            await self.server.start()
+        except OSError as exc:
+            log.error("the node agent cannot listen on %s (kubelet.listen): %s",
+                      self.settings.listen, exc.strerror or exc)
+            self.server = None
+            return
         self.allocatable = node_facts.capacity(self.root, self.settings.max_pods)
         self.volumes.allocatable = dict(self.allocatable)
         await self._register()
