@@ -109,7 +109,8 @@ def test_builtin_kinds_names_scopes_and_subresources() -> None:
     assert registry.find("endpointslices").group == "discovery.k8s.io"
     assert {k.plural for k in registry} == {
         "namespaces", "nodes", "pods", "services", "endpoints", "configmaps", "secrets",
-        "serviceaccounts", "events", "replicasets", "deployments", "leases", "endpointslices"}
+        "serviceaccounts", "events", "replicasets", "deployments", "leases", "endpointslices",
+        "daemonsets", "controllerrevisions", "jobs", "cronjobs"}
 
 
 def test_builtin_kinds_field_selectors() -> None:

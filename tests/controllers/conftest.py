@@ -30,3 +30,4 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Any]:
     """Every controller, on a fresh API server."""
     async with controller_cluster(tmp_path, settings=FAST) as handle:
         yield handle
+

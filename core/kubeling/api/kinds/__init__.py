@@ -1,4 +1,4 @@
-"""The built-in kinds: core/v1, apps/v1, coordination.k8s.io/v1 and discovery.k8s.io/v1.
+"""The built-in kinds: core/v1, apps/v1, batch/v1, coordination.k8s.io/v1, discovery.k8s.io/v1.
 
 :func:`builtin_kinds` returns their :class:`~kubeling.api.registry.KindInfo`: names,
 scope, short names, categories, subresources, field selectors and the strategy holding
@@ -13,7 +13,13 @@ import importlib
 import logging
 
 from kubeling.api.kinds._common import BuiltinStrategy, age_column, format_age, human_duration
-from kubeling.api.kinds.apps_v1 import DeploymentStrategy, ReplicaSetStrategy
+from kubeling.api.kinds.apps_v1 import (
+    ControllerRevisionStrategy,
+    DaemonSetStrategy,
+    DeploymentStrategy,
+    ReplicaSetStrategy,
+)
+from kubeling.api.kinds.batch_v1 import CronJobStrategy, JobStrategy
 from kubeling.api.kinds.coordination_v1 import LeaseStrategy
 from kubeling.api.kinds.core_v1 import (
     ConfigMapStrategy,
@@ -32,10 +38,14 @@ from kubeling.api.registry import KindInfo
 __all__ = [
     "BuiltinStrategy",
     "ConfigMapStrategy",
+    "ControllerRevisionStrategy",
+    "CronJobStrategy",
+    "DaemonSetStrategy",
     "DeploymentStrategy",
     "EndpointSliceStrategy",
     "EndpointsStrategy",
     "EventStrategy",
+    "JobStrategy",
     "LeaseStrategy",
     "NamespaceStrategy",
     "NodeStrategy",
@@ -107,6 +117,14 @@ def builtin_kinds() -> list[KindInfo]:
         _kind(*apps, "Deployment", "deployments", DeploymentStrategy(), module="apps_v1",
               short_names=("deploy",), categories=("all",),
               subresources=("status", "scale")),
+        _kind(*apps, "DaemonSet", "daemonsets", DaemonSetStrategy(), module="apps_v1",
+              short_names=("ds",), categories=("all",)),
+        _kind(*apps, "ControllerRevision", "controllerrevisions",
+              ControllerRevisionStrategy(), module="apps_v1"),
+        _kind("batch", "v1", "Job", "jobs", JobStrategy(), module="batch_v1",
+              categories=("all",)),
+        _kind("batch", "v1", "CronJob", "cronjobs", CronJobStrategy(), module="batch_v1",
+              short_names=("cj",), categories=("all",)),
         _kind("coordination.k8s.io", "v1", "Lease", "leases", LeaseStrategy(),
               module="coordination_v1"),
         _kind("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices",

@@ -1,8 +1,8 @@
-"""Strategies of the apps/v1 kinds: ReplicaSet and Deployment.
+"""Strategies of the apps/v1 kinds: ReplicaSet, Deployment, DaemonSet, ControllerRevision.
 
-Both carry a pod template (defaulted and validated like a pod spec), a label selector
-that must select the template's labels and may not change, and a ``replicas`` count
-served through the ``scale`` subresource.
+The workloads carry a pod template (defaulted and validated like a pod spec) and a label
+selector that must select the template's labels and may not change; ReplicaSets and
+Deployments have a ``replicas`` count served through the ``scale`` subresource.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from kubeling.api.kinds._common import (
 from kubeling.api.kinds._podspec import default_pod_template, validate_pod_template
 from kubeling.api.strategy import TableColumn
 
-__all__ = ["DeploymentStrategy", "ReplicaSetStrategy", "template_containers",
-           "template_images"]
+__all__ = ["ControllerRevisionStrategy", "DaemonSetStrategy", "DeploymentStrategy",
+           "ReplicaSetStrategy", "template_containers", "template_images"]
 
 PERCENT_ERROR = ("a valid percent string must be a numeric string followed by an ending '%' "
                  "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")
@@ -279,3 +279,174 @@ def _strategy_causes(strategy: Obj, path: str) -> list[Cause]:
         causes.append(Cause.invalid(f"{path}.rollingUpdate.maxUnavailable",
                                     rolling.get("maxUnavailable"), "must not be greater than 100%"))
     return causes
+
+
+# =====================================================================================
+# DaemonSet and ControllerRevision
+# =====================================================================================
+
+
+def _selector_template_causes(spec: Obj, what: str) -> list[Cause]:
+    """A required, non-empty selector that selects the template's labels; template
+    checks; ``restartPolicy: Always`` and no ``activeDeadlineSeconds``."""
+    causes: list[Cause] = []
+    selector = spec.get("selector")
+    if selector is None:
+        causes.append(Cause.required("spec.selector"))
+    else:
+        causes.extend(label_selector_causes(selector, "spec.selector"))
+        if selector_is_empty(selector):
+            causes.append(Cause.invalid("spec.selector", selector,
+                                        f"empty selector is invalid for {what}"))
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        causes.append(Cause.required("spec.template"))
+        return causes
+    labels = sub(template, "metadata", "labels")
+    if (selector is None or not selector_is_empty(selector)) \
+            and not selector_matches(selector, labels):
+        causes.append(Cause.invalid("spec.template.metadata.labels", labels,
+                                    "`selector` does not match template `labels`"))
+    causes.extend(validate_pod_template(template, "spec.template"))
+    pod_spec = as_dict(template.get("spec"))
+    restart = pod_spec.get("restartPolicy")
+    if restart != "Always":
+        causes.append(Cause.not_supported("spec.template.spec.restartPolicy", restart,
+                                          ("Always",)))
+    if pod_spec.get("activeDeadlineSeconds") is not None:
+        causes.append(Cause.forbidden("spec.template.spec.activeDeadlineSeconds",
+                                      f"activeDeadlineSeconds in {what} is not Supported"))
+    return causes
+
+
+class DaemonSetStrategy(BuiltinStrategy):
+    """DaemonSets: one pod per eligible node, updated ``RollingUpdate`` (one unavailable
+    node at a time by default) or ``OnDelete``."""
+
+    tracks_generation = True
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj["status"] = {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                         "desiredNumberScheduled": 0, "numberReady": 0}
+
+    def default(self, obj: Obj) -> None:
+        spec = ensure_dict(obj, "spec")
+        strategy = ensure_dict(spec, "updateStrategy")
+        if not strategy.get("type"):
+            strategy["type"] = "RollingUpdate"
+        if strategy["type"] == "RollingUpdate":
+            rolling = ensure_dict(strategy, "rollingUpdate")
+            if rolling.get("maxUnavailable") is None:
+                rolling["maxUnavailable"] = 1
+            if rolling.get("maxSurge") is None:
+                rolling["maxSurge"] = 0
+        if spec.get("revisionHistoryLimit") is None:
+            spec["revisionHistoryLimit"] = 10
+        default_pod_template(spec.get("template"))
+
+    def validate_spec(self, obj: Obj) -> list[Cause]:
+        spec = as_dict(obj.get("spec"))
+        causes = _selector_template_causes(spec, "daemonset")
+        causes.extend(non_negative("spec.minReadySeconds", spec.get("minReadySeconds")))
+        causes.extend(non_negative("spec.revisionHistoryLimit",
+                                   spec.get("revisionHistoryLimit")))
+        strategy = as_dict(spec.get("updateStrategy"))
+        kind = strategy.get("type")
+        if kind == "OnDelete":
+            return causes
+        if kind != "RollingUpdate":
+            causes.append(Cause.not_supported("spec.updateStrategy", strategy,
+                                              ("OnDelete", "RollingUpdate")))
+            return causes
+        rolling = as_dict(strategy.get("rollingUpdate"))
+        numbers = {}
+        for key in ("maxUnavailable", "maxSurge"):
+            field = f"spec.updateStrategy.rollingUpdate.{key}"
+            value = rolling.get(key)
+            number, percent = _int_or_percent(value)
+            numbers[key] = number
+            if number is None:
+                causes.append(Cause.invalid(field, value, PERCENT_ERROR if percent else
+                                            "must be an integer or percentage (e.g '5%')"))
+            elif number < 0:
+                causes.append(Cause.invalid(field, value, "must be greater than or equal to 0"))
+            elif percent and number > 100:
+                causes.append(Cause.invalid(field, value, "must not be greater than 100%"))
+        if numbers["maxUnavailable"] == 0 and numbers["maxSurge"] == 0:
+            causes.append(Cause.invalid("spec.updateStrategy.rollingUpdate.maxUnavailable",
+                                        rolling.get("maxUnavailable"),
+                                        "may not be 0 when `maxSurge` is 0"))
+        return causes
+
+    def validate_immutable(self, new: Obj, old: Obj) -> list[Cause]:
+        selector = sub(new, "spec", "selector")
+        if selector != sub(old, "spec", "selector"):
+            return [Cause.immutable("spec.selector", selector)]
+        return []
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
+        status = as_dict(new.get("status"))
+        causes: list[Cause] = []
+        for key in ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled",
+                    "numberReady", "observedGeneration", "updatedNumberScheduled",
+                    "numberAvailable", "numberUnavailable", "collisionCount"):
+            causes.extend(non_negative(f"status.{key}", status.get(key)))
+        return causes
+
+    def table_columns(self) -> list[TableColumn]:
+        def count(key: str) -> TableColumn:
+            label = {"desiredNumberScheduled": "Desired",
+                     "currentNumberScheduled": "Current", "numberReady": "Ready",
+                     "updatedNumberScheduled": "Up-to-date",
+                     "numberAvailable": "Available"}[key]
+            return TableColumn(label, lambda o: sub(o, "status", key) or 0, type="integer",
+                               description=f"The {label.lower()} number of pods.")
+
+        def node_selector(o: Obj) -> str:
+            selector = as_dict(sub(o, "spec", "template", "spec", "nodeSelector"))
+            return ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"
+
+        return [
+            count("desiredNumberScheduled"), count("currentNumberScheduled"),
+            count("numberReady"), count("updatedNumberScheduled"), count("numberAvailable"),
+            TableColumn("Node Selector", node_selector,
+                        description="The node selector of the pod template."),
+            AGE,
+            *_wide_columns(),
+        ]
+
+
+class ControllerRevisionStrategy(BuiltinStrategy):
+    """ControllerRevisions: an immutable snapshot (``data``) of a controller's template at
+    a ``revision`` (DaemonSet and StatefulSet history)."""
+
+    has_status = False
+
+    def validate_spec(self, obj: Obj) -> list[Cause]:
+        revision = obj.get("revision")
+        if revision is None:
+            return [Cause.required("revision")]
+        return non_negative("revision", revision)
+
+    def validate_immutable(self, new: Obj, old: Obj) -> list[Cause]:
+        if new.get("data") != old.get("data"):
+            return [Cause("data", "field is immutable", "FieldValueInvalid")]
+        return []
+
+    def table_columns(self) -> list[TableColumn]:
+        def controller(o: Obj) -> str:
+            for ref in as_list(meta(o).get("ownerReferences")):
+                if as_dict(ref).get("controller"):
+                    kind = str(ref.get("kind") or "").lower()
+                    group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+                    return f"{kind}.{group}/{ref.get('name')}" if group else \
+                        f"{kind}/{ref.get('name')}"
+            return "<none>"
+
+        return [
+            TableColumn("Controller", controller,
+                        description="The controller that owns this revision."),
+            TableColumn("Revision", lambda o: o.get("revision") or 0, type="integer",
+                        description="The revision number."),
+            AGE,
+        ]
