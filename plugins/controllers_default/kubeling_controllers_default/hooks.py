@@ -47,6 +47,7 @@ def _lazy(module: str, cls: str) -> Callable[[Any], Any]:
 CONTROLLERS: dict[str, tuple[str, str]] = {
     "replicaset": ("replicaset", "ReplicaSetController"),
     "deployment": ("deployment", "DeploymentController"),
+    "daemonset": ("daemonset", "DaemonSetController"),
     "endpoints": ("endpoints", "EndpointsController"),
     "endpointslice": ("endpoints", "EndpointSliceController"),
     "garbagecollector": ("garbagecollector", "GarbageCollector"),
