@@ -111,7 +111,16 @@ def test_kill9_of_the_agent_alone(split: tuple[KubelingProcess, NodeProcess, str
     before = wait(lambda: (p := get("pod", "steady")) and running_and_ready(p) and p, 40,
                   "steady Running", agent.log)
     assert plane.kubectl("exec", "steady", "--", "cat", "/etc/hostname").stdout == "steady\n"
+    manifest = agent.data_dir / "manifests" / "gone.yaml"
+    manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "Pod",
+                                    "metadata": {"name": "gone"}, "spec": {"containers": [{
+                                        "name": "c", "image": images["busybox"],
+                                        "command": ["sleep", "3600"]}]}}))
+    mirror = f"gone-{node}"
+    wait(lambda: (p := get("pod", mirror)) and running_and_ready(p), 40, "static pod Running",
+         agent.log)
     agent.kill9()
+    manifest.unlink()  # removed while no agent runs
     time.sleep(1)
     cid = container_status(before)["containerID"].removeprefix("docker://")
     state = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", cid],
@@ -129,9 +138,13 @@ def test_kill9_of_the_agent_alone(split: tuple[KubelingProcess, NodeProcess, str
     assert container_status(after)["containerID"] == container_status(before)["containerID"]
     assert container_status(after)["restartCount"] == 0
     assert after["status"]["podIP"] == before["status"]["podIP"]
-    ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=io.kubeling.node={node}"],
-                         capture_output=True, text=True, check=True).stdout.split()
-    assert len(ids) == 2  # the sandbox and the app container, nothing new
+    # the static pod whose manifest went away is gone, mirror and containers
+    wait(lambda: get("pod", mirror) is None, 20, "the stale mirror pod deleted", agent.log)
+    ids = wait(lambda: (found := subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=io.kubeling.node={node}"],
+        capture_output=True, text=True, check=True).stdout.split()) and len(found) == 2
+        and found, 20, "the static pod's containers removed", agent.log)
+    assert len(ids) == 2  # the sandbox and the app container of steady, nothing new
     # the restarted agent (on a new port) serves exec again
     assert wait(lambda: plane.kubectl("exec", "steady", "--", "cat", "/etc/hostname").stdout
                 == "steady\n", 20, "exec through the restarted agent")

@@ -182,7 +182,9 @@ class Kubelet:
         await asyncio.gather(self._configmaps.wait_synced(), self._secrets.wait_synced(),
                              self._pods_informer.wait_synced())
         self.static = StaticPods(self, self.static_dir)
-        await self.static.load()
+        mirrors = [p for p in self._pods_informer.list()
+                   if MIRROR_ANNOTATION in (p["metadata"].get("annotations") or {})]
+        await self.static.load(mirrors)
         self._tasks = [
             asyncio.create_task(self._lease_loop(), name="kubelet lease"),
             asyncio.create_task(self._status_loop(), name="kubelet node status"),

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,9 +97,23 @@ class StaticPods:
     def knows(self, uid: str) -> bool:
         return any(w.uid == uid for w in self.by_file.values())
 
-    async def load(self) -> None:
+    async def load(self, mirrors: Sequence[Obj] = ()) -> None:
+        """Start the static pods of the directory, and delete ``mirrors`` (the mirror pods
+        the API has for this node) whose manifest went away while no agent ran."""
         self.directory.mkdir(parents=True, exist_ok=True)
         await self.rescan()
+        current = {(w.pod["metadata"]["namespace"], w.mirror_name,
+                    w.pod["metadata"]["annotations"].get(HASH)) for w in self.by_file.values()}
+        for mirror in mirrors:
+            meta = mirror.get("metadata") or {}
+            key = (meta.get("namespace"), meta.get("name"),
+                   (meta.get("annotations") or {}).get(MIRROR))
+            if key not in current:
+                log.info("deleting mirror pod %s/%s: its manifest is gone", key[0], key[1])
+                with contextlib.suppress(ApiError):
+                    await self.agent.client.delete(PODS, meta["name"], meta["namespace"],
+                                                   grace_period_seconds=0,
+                                                   preconditions={"uid": meta.get("uid")})
 
     async def watch(self) -> None:
         import watchfiles
