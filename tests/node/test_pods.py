@@ -243,6 +243,19 @@ def test_exec(cluster: NodeCluster) -> None:
                              text=True, timeout=30, input="")
         assert tty.returncode == 0, tty.stdout + tty.stderr
         assert "/dev/pts/" in tty.stdout and "done" in tty.stdout
+    # a client that goes away ends its command (here a cat reading stdin)
+    hung = subprocess.Popen(["kubectl", "--kubeconfig", str(cluster.proc.kubeconfig), "exec",
+                             "-i", "shell", "--", "cat"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def cats() -> int:
+        ps = cluster.kubectl("exec", "shell", "--", "ps", "-o", "comm").stdout.split()
+        return ps.count("cat")
+
+    cluster.wait(lambda: cats() == 1, timeout=10, what="the exec'd cat running")
+    hung.kill()
+    hung.wait()
+    cluster.wait(lambda: cats() == 0, timeout=15, what="the cat gone with its client")
     absent = cluster.kubectl("exec", "nosuchpod", "--", "true", check=False)
     assert absent.returncode != 0 and "not found" in absent.stderr
 

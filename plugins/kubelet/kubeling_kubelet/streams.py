@@ -103,16 +103,31 @@ async def serve_channels(ws: web.WebSocketResponse, session: ExecSession, *, std
                 await session.close_stdin()
 
     reader = asyncio.create_task(input_())
+    writer = asyncio.create_task(output())
     try:
-        await output()
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if not writer.done():
+            # the client went away: end the command's streams (a shell reading stdin sees
+            # EOF) rather than leave it running unattended
+            if stdin:
+                with contextlib.suppress(Exception):
+                    await session.close_stdin()
+            try:
+                await asyncio.wait_for(asyncio.shield(writer), 2.0)
+            except (TimeoutError, Exception):
+                writer.cancel()
+                await session.close()
+                return -1
+        await writer
         code = await session.wait()
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, command)).encode())
         return code
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        for task in (reader, writer):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         await session.close()
         with contextlib.suppress(Exception):
             await ws.close()
