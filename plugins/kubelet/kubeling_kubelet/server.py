@@ -78,7 +78,6 @@ class AgentServer:
         self.host, self.port = parse_listen(listen)
         self.secret = secret
         self._runner: web.AppRunner | None = None
-        self._streams: set[asyncio.Task[Any]] = set()
 
     @property
     def url(self) -> str:
@@ -97,8 +96,9 @@ class AgentServer:
             app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", self._exec)
             app.router.add_route(method, "/attach/{namespace}/{pod}/{container}", self._attach)
             app.router.add_route(method, "/portForward/{namespace}/{pod}", self._port_forward)
+        # a follow of a quiet container ends when its client goes away
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
+                                     shutdown_timeout=1.0, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
