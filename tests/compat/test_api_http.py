@@ -323,6 +323,10 @@ def test_apply_dry_run_and_validation(http: Http, hns: str) -> None:
     assert other.status == 400
     assert other.json()["message"] == ("the name of the object (d) does not match the name on "
                                        "the URL (other)")
+    managed = {**config, "metadata": {"name": "d", "managedFields": [{"manager": "x"}]}}
+    refused = http("PATCH", base + "/d?fieldManager=t", managed, headers=APPLY)
+    assert refused.status == 400
+    assert refused.json()["message"] == "metadata.managedFields must be nil"
     invalid = {**config, "spec": {**config["spec"], "selector": {"matchLabels": {"x": "y"}}}}
     bad = http("PATCH", base + "/d?fieldManager=t", invalid, headers=APPLY)
     assert bad.status == 422 and bad.json()["reason"] == "Invalid"

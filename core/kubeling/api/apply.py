@@ -756,6 +756,9 @@ async def apply_request(handlers: Handlers, t: Target, req: ApiRequest, user: Us
     if kind.namespaced and meta.get("namespace") and meta["namespace"] != t.namespace:
         raise ApiError.bad_request("the namespace of the provided object does not match the "
                                    "namespace sent on the request")
+    if meta.get("managedFields"):
+        raise ApiError.bad_request("metadata.managedFields must be nil")
+    meta.pop("managedFields", None)
     meta["name"] = t.name
     precondition = meta.pop("resourceVersion", None) or None
     headers = _warning_header(warnings)
