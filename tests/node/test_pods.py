@@ -115,6 +115,19 @@ def test_replicated_httpd_pods_answer_on_their_ips(cluster: NodeCluster) -> None
     assert len(ips) == 3
 
 
+def test_host_network_pod(cluster: NodeCluster) -> None:
+    port = free_port()
+    cluster.apply(simple_pod(
+        cluster, "hostnet",
+        f"mkdir -p /tmp/www && echo host > /tmp/www/index.html && "
+        f"exec httpd -f -p 127.0.0.1:{port} -h /tmp/www", hostNetwork=True))
+    pod = cluster.wait_pod("hostnet", running_and_ready, what="hostnet Running")
+    assert pod["status"]["podIP"] == pod["status"]["hostIP"]
+    assert cluster.wait(lambda: http_get(f"http://127.0.0.1:{port}/"), timeout=10,
+                        what="HTTP on the host's loopback") == "host\n"
+    cluster.kubectl("delete", "pod", "hostnet", "--wait=true")
+
+
 def test_killed_container_restarts_with_restart_count(cluster: NodeCluster) -> None:
     cluster.apply(simple_pod(cluster, "killme", "while true; do sleep 1; done"))
     pod = cluster.wait_pod("killme", running_and_ready, what="killme Running")
