@@ -684,13 +684,6 @@ class PodWorker:
             waiting = self.waiting.get(c_spec["name"])
             if latest is not None and latest.state == ContainerState.RUNNING:
                 waiting = None
-            if latest is not None and latest.state == ContainerState.EXITED and \
-                    waiting is None and not init:
-                policy = spec.get("restartPolicy") or "Always"
-                will_restart = policy == "Always" or (policy == "OnFailure"
-                                                      and latest.exit_code != 0)
-                if will_restart and not self.deleted:
-                    waiting = None  # restarting right now; shown as terminated meanwhile
             ready = started = False
             if latest is not None and latest.state == ContainerState.RUNNING:
                 startup = self._probers.get((latest.id, "startup"))
