@@ -65,7 +65,8 @@ def _address(server: ApiServer, req: ApiRequest) -> str:
 
 
 def root_paths(server: ApiServer) -> ApiResponse:
-    paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]
+    paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3",
+             "/readyz", "/version"]
     for group, versions in server.registry.groups().items():
         if group:
             paths.append(f"/apis/{group}")
