@@ -41,6 +41,7 @@ async def settled(client: Any, name: str, desired: int) -> bool:
         status.get("desiredNumberScheduled") == desired and \
         status.get("updatedNumberScheduled") == desired and \
         status.get("numberAvailable") == desired and \
+        status.get("numberMisscheduled") == 0 and \
         len(await pods_of(client, name)) == desired
 
 

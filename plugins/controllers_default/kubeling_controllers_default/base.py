@@ -113,7 +113,7 @@ class Index:
     def count(self, value: str) -> int:
         return len(self._by_value.get(value, ()))
 
-    def keys(self) -> list[str]:
+    def indexed_values(self) -> list[str]:
         return list(self._by_value)
 
 

@@ -48,6 +48,8 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
     "replicaset": ("replicaset", "ReplicaSetController"),
     "deployment": ("deployment", "DeploymentController"),
     "daemonset": ("daemonset", "DaemonSetController"),
+    "job": ("job", "JobController"),
+    "ttl-after-finished": ("job", "TTLAfterFinishedController"),
     "endpoints": ("endpoints", "EndpointsController"),
     "endpointslice": ("endpoints", "EndpointSliceController"),
     "garbagecollector": ("garbagecollector", "GarbageCollector"),
