@@ -9,8 +9,10 @@ server on the same port) can never leak in.
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,6 +42,27 @@ class KubectlResult:
 
     def json(self) -> Any:
         return json.loads(self.out)
+
+
+class Lines:
+    """Lines of a stream, read by a thread so that a test can wait with a timeout."""
+
+    def __init__(self, stream: Any) -> None:
+        self._queue: queue.Queue[str] = queue.Queue()
+
+        def pump() -> None:
+            for line in stream:
+                self._queue.put(line)
+            self._queue.put("")
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def next(self, timeout: float = 20.0) -> str:
+        """The next line ("" at the end of the stream)."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no output within {timeout}s") from None
 
 
 class Kubectl:
@@ -80,6 +103,12 @@ class Kubectl:
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(self.command(*args), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def lines(proc: subprocess.Popen[str]) -> Lines:
+        """Read a running kubectl's output line by line, with timeouts."""
+        assert proc.stdout is not None
+        return Lines(proc.stdout)
 
     @staticmethod
     def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:

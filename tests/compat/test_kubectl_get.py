@@ -174,16 +174,15 @@ def test_table_columns(kubectl: Kubectl, ns: str) -> None:
 def test_watch_prints_rows_as_they_change(kubectl: Kubectl, ns: str) -> None:
     configmaps(kubectl, ns, "w0")
     watcher = kubectl.popen("-n", ns, "get", "cm", "-w", "--output-watch-events")
+    lines = kubectl.lines(watcher)
     try:
-        assert watcher.stdout is not None
-        header = watcher.stdout.readline()
-        assert header.split() == ["EVENT", "NAME", "DATA", "AGE"]
-        assert watcher.stdout.readline().split()[:3] == ["ADDED", "w0", "1"]
+        assert lines.next().split() == ["EVENT", "NAME", "DATA", "AGE"]
+        assert lines.next().split()[:3] == ["ADDED", "w0", "1"]
         time.sleep(0.3)
         configmaps(kubectl, ns, "w1")
         kubectl.ok("-n", ns, "delete", "cm", "w0")
-        assert watcher.stdout.readline().split()[:3] == ["ADDED", "w1", "1"]
-        assert watcher.stdout.readline().split()[:2] == ["DELETED", "w0"]
+        assert lines.next().split()[:3] == ["ADDED", "w1", "1"]
+        assert lines.next().split()[:2] == ["DELETED", "w0"]
     finally:
         watcher.kill()
         watcher.communicate()

@@ -138,17 +138,16 @@ def test_status_follows_the_deployment_status(rk: Kubectl, rns: str, tmp_path: P
     waiting = rk.fails("-n", rns, "rollout", "status", "deployment/web", "--timeout=1s")
     assert "Waiting for deployment spec update to be observed" in waiting.out
     watcher = rk.popen("-n", rns, "rollout", "status", "deployment/web", "--timeout=60s")
-    assert watcher.stdout is not None
-    assert watcher.stdout.readline() == "Waiting for deployment spec update to be observed...\n"
+    lines = rk.lines(watcher)
+    assert lines.next() == "Waiting for deployment spec update to be observed...\n"
     set_status(rk, rns, observedGeneration=generation, replicas=2, updatedReplicas=1,
                readyReplicas=0, availableReplicas=0)
-    assert watcher.stdout.readline() == ('Waiting for deployment "web" rollout to finish: 1 '
-                                         'out of 2 new replicas have been updated...\n')
+    assert lines.next() == ('Waiting for deployment "web" rollout to finish: 1 out of 2 new '
+                            'replicas have been updated...\n')
     set_status(rk, rns, observedGeneration=generation, replicas=2, updatedReplicas=2,
                readyReplicas=2, availableReplicas=2)
-    stdout, stderr = watcher.communicate(timeout=30)
-    assert watcher.returncode == 0, stderr
-    assert stdout.splitlines()[-1] == 'deployment "web" successfully rolled out'
+    assert lines.next() == 'deployment "web" successfully rolled out\n'
+    assert watcher.wait(timeout=30) == 0
 
     set_status(rk, rns, observedGeneration=generation, conditions=[
         {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
