@@ -227,6 +227,23 @@ def test_tables_and_partial_metadata(http: Http, hns: str) -> None:
     assert meta["kind"] == "PartialObjectMetadata" and meta["metadata"]["labels"] == {"t": "x"}
     assert "data" not in meta
 
+    # watches convert every event's object the same way
+    events = [json.loads(line) for line in http(
+        "GET", base + "?watch=true&resourceVersion=0&timeoutSeconds=1",
+        headers={"Accept": TABLE}).body.splitlines()]
+    assert [e["type"] for e in events] == ["ADDED", "ADDED"]
+    assert [e["object"]["kind"] for e in events] == ["Table", "Table"]
+    assert [c["name"] for c in events[0]["object"]["columnDefinitions"]] == \
+        ["Name", "Data", "Age"]
+    assert events[1]["object"]["columnDefinitions"] == []
+    assert [e["object"]["rows"][0]["cells"][0] for e in events] == ["t1", "t2"]
+    events = [json.loads(line) for line in http(
+        "GET", base + "?watch=true&resourceVersion=0&timeoutSeconds=1",
+        headers={"Accept": "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"}
+    ).body.splitlines()]
+    assert {e["object"]["kind"] for e in events} == {"PartialObjectMetadata"}
+    assert all("data" not in e["object"] for e in events)
+
 
 # -- field validation ---------------------------------------------------------------------
 

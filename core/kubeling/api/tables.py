@@ -123,17 +123,19 @@ def partial_metadata_list(objects: list[Obj], meta: Obj, version: str = "v1") ->
 _OBJECT_EVENTS = frozenset({"ADDED", "MODIFIED", "DELETED"})
 
 
-async def transform_events(kind: KindInfo, stream: AsyncIterator[bytes], req: ApiRequest
-                           ) -> AsyncIterator[bytes]:
+def transform_events(kind: KindInfo, stream: AsyncIterator[bytes], req: ApiRequest
+                     ) -> AsyncIterator[bytes]:
     """A watch stream with each event's object as the client asked for it: a one-row Table
     (column definitions only in the first, as Kubernetes sends them) or a
-    PartialObjectMetadata.  Other streams pass through."""
+    PartialObjectMetadata.  Other streams are returned as they are."""
     as_table = wants_table(req)
-    as_metadata = not as_table and wants_metadata(req)
-    if not as_table and not as_metadata:
-        async for chunk in stream:
-            yield chunk
-        return
+    if not as_table and not wants_metadata(req):
+        return stream
+    return _transformed(kind, stream, req, as_table)
+
+
+async def _transformed(kind: KindInfo, stream: AsyncIterator[bytes], req: ApiRequest,
+                       as_table: bool) -> AsyncIterator[bytes]:
     version = (_first_as(req) or {}).get("v", "v1")
     first = True
     try:
