@@ -146,7 +146,7 @@ class Kubelet:
         await self.runtime.start()
         self.root.mkdir(parents=True, exist_ok=True)
         self.client = self.ctx.client(f"kubelet/{self.node_name}")
-        kube_system = await self.client.get(NAMESPACES, "kube-system")
+        kube_system = await self._wait_for_api()
         self.scope_labels = {LABEL_NODE: self.node_name,
                              LABEL_CLUSTER: kube_system["metadata"]["uid"]}
         try:
@@ -198,6 +198,21 @@ class Kubelet:
             await asyncio.gather(*self._tasks)
         finally:
             await self._shutdown()
+
+    async def _wait_for_api(self) -> Obj:
+        """The kube-system namespace (its uid names the cluster), retrying until the API
+        server answers."""
+        delay = 0.5
+        while True:
+            try:
+                return dict(await self.client.get(NAMESPACES, "kube-system"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("waiting for the API server at %s: %s", self.ctx.api_url or
+                            self.ctx.config.api.server, getattr(exc, "message", None) or exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     async def _shutdown(self) -> None:
         for task in self._tasks:
