@@ -883,7 +883,10 @@ class Handlers:
         scale_target = Target(t.kind, t.namespace, t.name, None)
         if verb == "get":
             kv = await self._read(scale_target)
-            return ApiResponse.json(_to_scale(decode_stored(kv.value, kv.mod_revision)))
+            scale = _to_scale(decode_stored(kv.value, kv.mod_revision))
+            if tables.wants_table(req):  # kubectl get --subresource=scale
+                return ApiResponse.json(tables.scale_table(scale, req))
+            return ApiResponse.json(scale)
         if verb not in ("update", "patch"):
             raise ApiError.method_not_allowed(req.method, req.path)
         if verb == "update":
