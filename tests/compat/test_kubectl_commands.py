@@ -127,6 +127,11 @@ def test_scale_set_image_and_rollout_commands(kubectl: Kubectl, ns: str) -> None
     stale = kubectl.fails("-n", ns, "scale", "deploy", "web", "--replicas=1",
                           "--current-replicas=2")
     assert "Expected replicas to be 2, was 3" in stale.err
+    out = kubectl.ok("-n", ns, "get", "deploy", "web", "--subresource=scale").out
+    assert out.splitlines()[0].split() == ["NAME", "DESIRED", "AVAILABLE"]
+    assert out.splitlines()[1].split()[:2] == ["web", "3"]
+    scale = kubectl.get_json("-n", ns, "deploy", "web", "--subresource=scale")
+    assert scale["kind"] == "Scale" and scale["spec"] == {"replicas": 3}
     out = kubectl.ok("-n", ns, "scale", "deploy", "web", "--replicas=0").out
     assert out.strip() == "deployment.apps/web scaled"
 

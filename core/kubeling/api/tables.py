@@ -20,6 +20,7 @@ from kubeling.api.strategy import TableColumn
 __all__ = [
     "partial_metadata",
     "partial_metadata_list",
+    "scale_table",
     "table",
     "transform_events",
     "wants_metadata",
@@ -107,6 +108,34 @@ def table(kind: KindInfo, objects: list[Obj], req: ApiRequest, *, list_rv: str |
             {"name": c.name, "type": c.type, "format": c.format,
              "description": c.description, "priority": c.priority} for c in columns],
         "rows": rows,
+    }
+
+
+def scale_table(scale: Obj, req: ApiRequest) -> Obj:
+    """The Table of a Scale (``kubectl get --subresource=scale``): NAME, DESIRED,
+    AVAILABLE."""
+    version = (_first_as(req) or {}).get("v", "v1")
+    include = req.query.get("includeObject", "Metadata") or "Metadata"
+    row: Obj = {"cells": [(scale.get("metadata") or {}).get("name", ""),
+                          (scale.get("spec") or {}).get("replicas", 0),
+                          (scale.get("status") or {}).get("replicas", 0)]}
+    if include == "Object":
+        row["object"] = scale
+    elif include == "Metadata":
+        row["object"] = partial_metadata(scale, version)
+    return {
+        "kind": "Table",
+        "apiVersion": f"meta.k8s.io/{version}",
+        "metadata": {},
+        "columnDefinitions": [
+            {"name": "Name", "type": "string", "format": "name", "priority": 0,
+             "description": "Name of the scaled object."},
+            {"name": "Desired", "type": "integer", "format": "", "priority": 0,
+             "description": "Number of desired replicas."},
+            {"name": "Available", "type": "integer", "format": "", "priority": 0,
+             "description": "Number of actual replicas."},
+        ],
+        "rows": [row],
     }
 
 
