@@ -50,6 +50,7 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
     "daemonset": ("daemonset", "DaemonSetController"),
     "job": ("job", "JobController"),
     "ttl-after-finished": ("job", "TTLAfterFinishedController"),
+    "cronjob": ("cronjob", "CronJobController"),
     "endpoints": ("endpoints", "EndpointsController"),
     "endpointslice": ("endpoints", "EndpointSliceController"),
     "garbagecollector": ("garbagecollector", "GarbageCollector"),

@@ -26,6 +26,7 @@ import attrs
 
 from kubeling.client import ApiError, Client, InformerFactory, object_key
 from kubeling.client.resources import LEASES, NODES, PODS
+from kubeling_controllers_default.base import Clock
 from kubeling_controllers_default.util import (
     condition,
     fmt_micro,
@@ -37,10 +38,28 @@ from kubeling_controllers_default.util import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Outcome", "StandInNodes", "controller_cluster", "eventually"]
+__all__ = ["OffsetClock", "Outcome", "StandInNodes", "controller_cluster", "eventually"]
 
 Obj = dict[str, Any]
 NODE_LEASE_NAMESPACE = "kube-node-lease"
+
+
+class OffsetClock(Clock):
+    """A wall clock standing still (half a minute past the minute it was made in) until
+    :meth:`advance` moves it; delays still use real monotonic time (CronJob tests)."""
+
+    def __init__(self, start: datetime.datetime | None = None) -> None:
+        real = _now()
+        self.current = start or real.replace(second=30, microsecond=0)
+
+    def now(self) -> datetime.datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += datetime.timedelta(seconds=seconds)
+
+    def set(self, when: datetime.datetime) -> None:
+        self.current = when
 
 
 @attrs.frozen
