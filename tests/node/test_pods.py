@@ -129,7 +129,7 @@ def test_host_network_pod(cluster: NodeCluster) -> None:
 
 
 def test_killed_container_restarts_with_restart_count(cluster: NodeCluster) -> None:
-    cluster.apply(simple_pod(cluster, "killme", "while true; do sleep 1; done"))
+    cluster.apply(simple_pod(cluster, "killme", "echo started; while true; do sleep 1; done"))
     pod = cluster.wait_pod("killme", running_and_ready, what="killme Running")
     container_id = container_status(pod)["containerID"].removeprefix("docker://")
     subprocess.run(["docker", "kill", container_id], check=True, capture_output=True)
@@ -139,6 +139,7 @@ def test_killed_container_restarts_with_restart_count(cluster: NodeCluster) -> N
     last = container_status(pod)["lastState"]["terminated"]
     assert last["exitCode"] == 137 and last["containerID"].endswith(container_id)
     assert container_status(pod)["containerID"] != f"docker://{container_id}"
+    assert cluster.kubectl("logs", "killme", "--previous").stdout == "started\n"
 
 
 def test_a_dead_sandbox_is_recreated(cluster: NodeCluster) -> None:
@@ -237,6 +238,15 @@ def test_attach(cluster: NodeCluster) -> None:
         proc.wait()
     numbers = [int(line.split()[1]) for line in lines if line.startswith("line ")]
     assert len(numbers) == 3 and numbers == sorted(numbers), lines
+    if shutil.which("script"):  # kubectl run -it --rm: attach with stdin and a TTY
+        overrides = json.dumps({"apiVersion": "v1", "spec": {"nodeName": cluster.node}})
+        line = (f"kubectl --kubeconfig {cluster.proc.kubeconfig} run oneshot "
+                f"--image={cluster.image} --restart=Never -it --rm "
+                f"--overrides='{overrides}' -- sh -c 'sleep 1; echo hello-from-run'")
+        run = subprocess.run(["script", "-qec", line, "/dev/null"], capture_output=True,
+                             text=True, timeout=60, input="")
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "hello-from-run" in run.stdout and 'pod "oneshot" deleted' in run.stdout
 
 
 def test_exec(cluster: NodeCluster) -> None:
