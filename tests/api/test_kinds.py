@@ -98,7 +98,8 @@ def test_builtin_kinds_names_scopes_and_subresources() -> None:
     pods = registry.get("", "v1", "pods")
     assert pods is not None
     assert pods.short_names == ("po",) and pods.categories == ("all",)
-    assert pods.subresources == ("status", "binding", "log", "exec", "attach", "portforward")
+    assert pods.subresources == ("status", "binding", "eviction", "log", "exec", "attach",
+                                 "portforward")
     assert registry.find("deploy") is registry.get("apps", "v1", "deployments")
     assert registry.find("ns").namespaced is False
     assert registry.find("no").namespaced is False
@@ -110,7 +111,7 @@ def test_builtin_kinds_names_scopes_and_subresources() -> None:
     assert {k.plural for k in registry} == {
         "namespaces", "nodes", "pods", "services", "endpoints", "configmaps", "secrets",
         "serviceaccounts", "events", "replicasets", "deployments", "leases", "endpointslices",
-        "daemonsets", "controllerrevisions", "jobs", "cronjobs"}
+        "daemonsets", "controllerrevisions", "jobs", "cronjobs", "poddisruptionbudgets"}
 
 
 def test_builtin_kinds_field_selectors() -> None:

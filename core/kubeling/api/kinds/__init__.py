@@ -1,4 +1,4 @@
-"""The built-in kinds: core/v1, apps/v1, batch/v1, coordination.k8s.io/v1, discovery.k8s.io/v1.
+"""The built-in kinds of core/v1, apps/v1, batch/v1, coordination, discovery and policy.
 
 :func:`builtin_kinds` returns their :class:`~kubeling.api.registry.KindInfo`: names,
 scope, short names, categories, subresources, field selectors and the strategy holding
@@ -33,6 +33,7 @@ from kubeling.api.kinds.core_v1 import (
     ServiceStrategy,
 )
 from kubeling.api.kinds.discovery_v1 import EndpointSliceStrategy
+from kubeling.api.kinds.policy_v1 import PodDisruptionBudgetStrategy
 from kubeling.api.registry import KindInfo
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "LeaseStrategy",
     "NamespaceStrategy",
     "NodeStrategy",
+    "PodDisruptionBudgetStrategy",
     "PodStrategy",
     "ReplicaSetStrategy",
     "SecretStrategy",
@@ -99,8 +101,8 @@ def builtin_kinds() -> list[KindInfo]:
         # log, exec, attach and portforward are served by kubeling.api.node_proxy;
         # eviction is to be served later
         _kind(*core, "Pod", "pods", PodStrategy(), module="core_v1", short_names=("po",),
-              categories=("all",), subresources=("status", "binding", "log", "exec",
-                                                 "attach", "portforward")),
+              categories=("all",), subresources=("status", "binding", "eviction", "log",
+                                                 "exec", "attach", "portforward")),
         _kind(*core, "Service", "services", ServiceStrategy(), module="core_v1",
               short_names=("svc",), categories=("all",)),
         _kind(*core, "Endpoints", "endpoints", EndpointsStrategy(), module="core_v1",
@@ -129,4 +131,6 @@ def builtin_kinds() -> list[KindInfo]:
               module="coordination_v1"),
         _kind("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices",
               EndpointSliceStrategy(), module="discovery_v1"),
+        _kind("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
+              PodDisruptionBudgetStrategy(), module="policy_v1", short_names=("pdb",)),
     ]
