@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 import kubeling
-from kubeling.api import allocation, discovery
+from kubeling.api import allocation, discovery, eviction
 from kubeling.api.admission import Admitter
 from kubeling.api.auth import ADMIN, Authenticator, Authorizer, RequestAttributes, UserInfo
 from kubeling.api.errors import ApiError
@@ -88,6 +88,7 @@ class ApiServer:
         user)``: subresources served by code of their own (pod logs, exec, eviction...);
         add them with :meth:`add_subresource_handler`."""
         self.handlers = Handlers(self)
+        eviction.install(self)
         self.write_hooks: dict[tuple[str, str], Any] = {}
         """(group, plural) -> object whose ``on_create``/``on_update``/``on_delete`` the verb
         pipeline calls around the storage write (Service IP/port allocation)."""
