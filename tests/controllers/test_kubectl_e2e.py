@@ -18,7 +18,7 @@ import pytest
 from kubeling_controllers_default.testing import StandInNodes, eventually
 
 from kubeling.client import Client, HttpTransport
-from kubeling.client.resources import DEPLOYMENTS, PODS, REPLICASETS
+from kubeling.client.resources import DEPLOYMENTS, NODES, PODS, REPLICASETS
 from kubeling.testing.cluster import KubelingProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None,
@@ -161,3 +161,85 @@ async def test_kubectl_delete_cascade_modes(proc: KubelingProcess, client: Clien
     assert not rs["metadata"].get("ownerReferences")
     deployments = (await client.list(DEPLOYMENTS, ns))["items"]
     assert deployments == []
+
+
+async def test_kubectl_cordon_drain_uncordon(proc: KubelingProcess, client: Client,
+                                             nodes: StandInNodes, ns: str) -> None:
+    a, b = f"{ns}-a", f"{ns}-b"
+    await nodes.add(a)
+    await nodes.add(b)
+    labels = {"app": "web"}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "web", "namespace": ns},
+                  "spec": {"replicas": 4, "selector": {"matchLabels": labels},
+                           "template": {"metadata": {"labels": labels},
+                                        "spec": {"containers": [{"name": "c",
+                                                                 "image": "i"}]}}}}
+    agent = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+             "metadata": {"name": "agent", "namespace": ns},
+             "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                      "template": {"metadata": {"labels": {"app": "agent"}},
+                                   "spec": {"nodeSelector": {"kubernetes.io/hostname": a},
+                                            "containers": [{"name": "c", "image": "i"}]}}}}
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+           "metadata": {"name": "web", "namespace": ns},
+           "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}}}
+    for manifest in (deployment, agent, pdb):
+        await kubectl(proc, "apply", "-f", "-", input=json.dumps(manifest))
+    await kubectl(proc, "-n", ns, "rollout", "status", "deployment/web", "--timeout=60s")
+    await kubectl(proc, "-n", ns, "rollout", "status", "daemonset/agent", "--timeout=60s")
+
+    async def on(node: str, app: str) -> list[Any]:
+        pods = (await client.list(PODS, ns, label_selector=f"app={app}"))["items"]
+        return [p for p in pods if p["spec"].get("nodeName") == node
+                and not p["metadata"].get("deletionTimestamp")]
+
+    assert await on(a, "web") and await on(b, "web")
+    drained = await kubectl(proc, "drain", a, "--ignore-daemonsets", "--timeout=60s")
+    assert "evicting pod" in drained.stderr + drained.stdout
+    assert f"node/{a} drained" in drained.stdout
+    node = await kubectl(proc, "get", "node", a, "-o", "json")
+    assert json.loads(node.stdout)["spec"]["unschedulable"] is True
+    assert not await on(a, "web")
+    assert len(await on(a, "agent")) == 1  # daemon pods stay
+    await kubectl(proc, "-n", ns, "rollout", "status", "deployment/web", "--timeout=60s")
+    assert len(await on(b, "web")) == 4
+    await kubectl(proc, "uncordon", a)
+    node = await kubectl(proc, "get", "node", a, "-o", "json")
+    assert not json.loads(node.stdout)["spec"].get("unschedulable")
+
+
+async def test_kubectl_daemonset_rollout_status_and_undo(proc: KubelingProcess,
+                                                         client: Client, nodes: StandInNodes,
+                                                         ns: str) -> None:
+    for n in range(2):
+        await nodes.add(f"{ns}-n{n}")
+    selector = {"kubernetes.io/hostname-group": ns}
+    for n in range(2):
+        await client.patch(NODES, f"{ns}-n{n}", {"metadata": {"labels": selector}})
+    agent = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+             "metadata": {"name": "agent", "namespace": ns},
+             "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                      "template": {"metadata": {"labels": {"app": "agent"}},
+                                   "spec": {"nodeSelector": selector,
+                                            "containers": [{"name": "c",
+                                                            "image": "agent:1"}]}}}}
+    await kubectl(proc, "apply", "-f", "-", input=json.dumps(agent))
+    await kubectl(proc, "-n", ns, "rollout", "status", "daemonset/agent", "--timeout=60s")
+    await kubectl(proc, "-n", ns, "set", "image", "daemonset/agent", "c=agent:2")
+    status = await kubectl(proc, "-n", ns, "rollout", "status", "daemonset/agent",
+                           "--timeout=60s")
+    assert 'daemon set "agent" successfully rolled out' in status.stdout
+    history = await kubectl(proc, "-n", ns, "rollout", "history", "daemonset/agent")
+    assert [line.split()[0] for line in history.stdout.splitlines()[2:] if line.strip()] \
+        == ["1", "2"]
+    await kubectl(proc, "-n", ns, "rollout", "undo", "daemonset/agent")
+    await kubectl(proc, "-n", ns, "rollout", "status", "daemonset/agent", "--timeout=60s")
+
+    async def back() -> bool:
+        pods = (await client.list(PODS, ns, label_selector="app=agent"))["items"]
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        return len(live) == 2 and {p["spec"]["containers"][0]["image"] for p in live} == \
+            {"agent:1"}
+
+    await eventually(back)

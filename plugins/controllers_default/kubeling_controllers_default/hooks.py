@@ -51,6 +51,7 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
     "job": ("job", "JobController"),
     "ttl-after-finished": ("job", "TTLAfterFinishedController"),
     "cronjob": ("cronjob", "CronJobController"),
+    "disruption": ("disruption", "DisruptionController"),
     "endpoints": ("endpoints", "EndpointsController"),
     "endpointslice": ("endpoints", "EndpointSliceController"),
     "garbagecollector": ("garbagecollector", "GarbageCollector"),
