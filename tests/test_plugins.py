@@ -331,3 +331,41 @@ async def test_a_plugin_kind_goes_through_the_same_pipeline(tmp_path: Path) -> N
         assert [i["metadata"]["name"] for i in listed["items"]] == ["w"]
         resources = await client.raw("GET", "/apis/example.com/v1")
         assert resources["resources"][0]["shortNames"] == ["wd"]
+
+
+class TeamLabeler:
+    """A mutating admitter that reads another object through the request."""
+
+    name = "team-labeler"
+    mutating = True
+    order = 0
+
+    def admit(self, request: Any) -> None:
+        if request.kind.kind != "ConfigMap" or request.operation != "CREATE":
+            return
+        owners = request.get("", "configmaps", request.namespace, "owners")
+        if owners is not None:
+            team = owners["data"]["team"]
+            request.object["metadata"].setdefault("labels", {})["team"] = team
+
+
+class Labelers:
+    @hookimpl
+    def kubeling_register_admitters(self, register: Any) -> None:
+        register(TeamLabeler())
+
+
+async def test_admitters_read_other_objects_from_the_cache(tmp_path: Path) -> None:
+    from kubeling.client.resources import CONFIGMAPS
+    from kubeling.testing.cluster import api_server
+
+    async with api_server(tmp_path, extra_plugins=[Labelers()]) as api:
+        client = api.client()
+        first = await client.create(CONFIGMAPS, {"metadata": {"name": "a"}}, "default")
+        assert "team" not in (first["metadata"].get("labels") or {})
+        await client.create(CONFIGMAPS, {"metadata": {"name": "owners"},
+                                         "data": {"team": "storage"}}, "default")
+        cache = api.server.cache_for(api.server.registry.get("", "v1", "configmaps"))
+        assert await cache.wait_for(await api.storage.current_revision(), 5)
+        second = await client.create(CONFIGMAPS, {"metadata": {"name": "b"}}, "default")
+        assert second["metadata"]["labels"] == {"team": "storage"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
@@ -27,6 +28,14 @@ class AdmissionRequest:
     old_object: dict[str, Any] | None
     user: UserInfo
     dry_run: bool = False
+    lookup: Callable[[str, str, str | None, str], dict[str, Any] | None] | None = None
+    """``lookup(group, plural, namespace, name)``: another object as the API server's watch
+    cache holds it (read-only), or None.  E.g. a PriorityClass for a pod's priority."""
+
+    def get(self, group: str, plural: str, namespace: str | None, name: str
+            ) -> dict[str, Any] | None:
+        """Read another object from the server's cache (None when absent or unknown kind)."""
+        return self.lookup(group, plural, namespace, name) if self.lookup else None
 
 
 class Admitter(Protocol):

@@ -537,6 +537,14 @@ class Handlers:
                 f"unable to create new content in namespace {namespace} because it is being "
                 f"terminated")
 
+    def _cached(self, group: str, plural: str, namespace: str | None, name: str
+                ) -> Obj | None:
+        for (g, _, p), cache in self.server.caches.items():
+            if g == group and p == plural:
+                cached = cache.get(cache.kind.key(namespace, name))
+                return cached.obj if cached is not None else None
+        return None
+
     async def _admit(self, operation: str, t: Target, obj: Obj | None, old: Obj | None,
                      user: UserInfo, dry_run: bool, *, mutating: bool) -> None:
         admitters = (self.server.mutating_admitters if mutating
@@ -547,7 +555,7 @@ class Handlers:
         request = AdmissionRequest(operation=operation, kind=t.kind,
                                    namespace=meta.get("namespace"), name=meta.get("name", ""),
                                    subresource=t.subresource, object=obj, old_object=old,
-                                   user=user, dry_run=dry_run)
+                                   user=user, dry_run=dry_run, lookup=self._cached)
         for admitter in admitters:
             admitter.admit(request)
 
