@@ -32,10 +32,18 @@ class AdmissionRequest:
     """``lookup(group, plural, namespace, name)``: another object as the API server's watch
     cache holds it (read-only), or None.  E.g. a PriorityClass for a pod's priority."""
 
+    list_objects: Callable[[str, str, str | None], list[dict[str, Any]]] | None = None
+    """``list_objects(group, plural, namespace)``: every cached object of a kind."""
+
     def get(self, group: str, plural: str, namespace: str | None, name: str
             ) -> dict[str, Any] | None:
         """Read another object from the server's cache (None when absent or unknown kind)."""
         return self.lookup(group, plural, namespace, name) if self.lookup else None
+
+    def list(self, group: str, plural: str, namespace: str | None = None
+             ) -> list[dict[str, Any]]:
+        """Every object of a kind (in one namespace) from the server's cache; read-only."""
+        return self.list_objects(group, plural, namespace) if self.list_objects else []
 
 
 class Admitter(Protocol):

@@ -545,6 +545,12 @@ class Handlers:
                 return cached.obj if cached is not None else None
         return None
 
+    def _cached_list(self, group: str, plural: str, namespace: str | None) -> list[Obj]:
+        for (g, _, p), cache in self.server.caches.items():
+            if g == group and p == plural:
+                return [c.obj for c in cache.list(ObjectFilter(namespace=namespace))]
+        return []
+
     async def _admit(self, operation: str, t: Target, obj: Obj | None, old: Obj | None,
                      user: UserInfo, dry_run: bool, *, mutating: bool) -> None:
         admitters = (self.server.mutating_admitters if mutating
@@ -555,7 +561,8 @@ class Handlers:
         request = AdmissionRequest(operation=operation, kind=t.kind,
                                    namespace=meta.get("namespace"), name=meta.get("name", ""),
                                    subresource=t.subresource, object=obj, old_object=old,
-                                   user=user, dry_run=dry_run, lookup=self._cached)
+                                   user=user, dry_run=dry_run, lookup=self._cached,
+                                   list_objects=self._cached_list)
         for admitter in admitters:
             admitter.admit(request)
 

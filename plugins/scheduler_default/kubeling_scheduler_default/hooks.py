@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kubeling import hookimpl
 from kubeling.plugins import PluginError
 from kubeling_scheduler_default.config import SchedulerSettings
-from kubeling_scheduler_default.kinds import priority_class_kind
+from kubeling_scheduler_default.kinds import PriorityAdmitter, priority_class_kind
 from kubeling_scheduler_default.plugins import DEFAULT_PLUGIN_CLASSES
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "kubeling_register_admitters",
     "kubeling_register_components",
     "kubeling_register_config_sections",
     "kubeling_register_kinds",
@@ -39,6 +40,12 @@ def kubeling_register_config_sections(register: RegisterConfigSection) -> None:
 def kubeling_register_kinds(register: RegisterKind) -> None:
     """scheduling.k8s.io/v1 PriorityClass."""
     register(priority_class_kind())
+
+
+@hookimpl
+def kubeling_register_admitters(register: Any) -> None:
+    """Priority admission: pods get the priority of their PriorityClass at creation."""
+    register(PriorityAdmitter())
 
 
 @hookimpl

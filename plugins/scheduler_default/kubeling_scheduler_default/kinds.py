@@ -84,3 +84,38 @@ def priority_class_kind() -> KindInfo:
                     plural="priorityclasses", singular="priorityclass", namespaced=False,
                     model=model, strategy=PriorityClassStrategy(), short_names=("pc",),
                     subresources=())
+
+
+class PriorityAdmitter:
+    """Kubernetes' Priority admission: a new pod gets the priority of its PriorityClass
+    (or of the global default class), and naming a class that does not exist is refused."""
+
+    name = "Priority"
+    mutating = True
+    order = 50
+
+    def admit(self, request: Any) -> None:
+        if request.operation != "CREATE" or request.subresource is not None or \
+                request.kind.group != "" or request.kind.plural != "pods":
+            return
+        pod = request.object
+        spec = pod.setdefault("spec", {})
+        name = spec.get("priorityClassName")
+        if name:
+            pc = request.get("scheduling.k8s.io", "priorityclasses", None, name)
+            if pc is None and name in SYSTEM_PRIORITY_CLASSES:
+                pc = {"value": SYSTEM_PRIORITY_CLASSES[name],
+                      "preemptionPolicy": "PreemptLowerPriority"}
+            if pc is None:
+                from kubeling.api.errors import ApiError
+
+                raise ApiError.forbidden(f'pods "{request.name}" is forbidden: no '
+                                         f"PriorityClass with name {name} was found")
+        else:
+            pc = next((p for p in request.list("scheduling.k8s.io", "priorityclasses")
+                       if p.get("globalDefault")), None)
+            if pc is not None:
+                spec["priorityClassName"] = pc["metadata"]["name"]
+        spec["priority"] = int(pc.get("value") or 0) if pc is not None else 0
+        if pc is not None and pc.get("preemptionPolicy"):
+            spec["preemptionPolicy"] = pc["preemptionPolicy"]
