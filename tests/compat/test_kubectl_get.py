@@ -204,7 +204,12 @@ def test_describe_shows_the_objects_events(kubectl: Kubectl, ns: str) -> None:
              "message": "about another pod"}
     kubectl.ok("create", "-f", "-", input=kubectl.manifest(event, other))
     result = kubectl.ok("-n", ns, "describe", "pod", "p", "-v=6")
-    assert "fieldSelector=involvedObject.name%3Dp" in result.err
+    [events_get] = [line for line in result.err.splitlines() if "/events?" in line]
+    # kubectl asks for the object's events by name, namespace and uid (in any order)
+    assert "fieldSelector=" in events_get
+    for term in ("involvedObject.name%3Dp", f"involvedObject.namespace%3D{ns}",
+                 f"involvedObject.uid%3D{uid}"):
+        assert term in events_get
     out = result.out
     assert re.search(r"^Name:\s+p$", out, re.M)
     assert re.search(r"^Namespace:\s+" + ns + "$", out, re.M)
