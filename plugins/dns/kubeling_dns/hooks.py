@@ -219,9 +219,10 @@ class DnsComponent:
 
 
 def dns_component(ctx: Context) -> DnsComponent | None:
-    """The ``dns`` component's factory (None when ``dns.enabled`` is false)."""
+    """The ``dns`` component's factory: None when ``dns.enabled`` is false, and when the
+    service proxy is off (``proxy.enabled: false``), since pods reach DNS through it."""
     settings = ctx.config.section("dns") or ClusterDnsSettings()
-    if not settings.enabled:
+    if not settings.enabled or not getattr(ctx.config.proxy, "enabled", True):
         return None
     return DnsComponent(ctx, settings)
 

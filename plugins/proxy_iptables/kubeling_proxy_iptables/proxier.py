@@ -162,6 +162,8 @@ class IptablesProxier(Proxier):
         """iptables-restore invocations so far (tests and benchmarks read it)."""
         self.last_text = ""
         """The input of the last restore (for debugging and tests)."""
+        self.last_texts: list[str] = []
+        """Every restore input of the last sync, in order (benchmarks replay them)."""
 
     async def start(self, node_name: str) -> None:
         self.node_name = node_name
@@ -177,6 +179,7 @@ class IptablesProxier(Proxier):
                 (port, state.endpoints.get(name, ())))
         gen = apply = 0.0
         lines = written = 0
+        self.last_texts = []
         full_any = False
         for v6, fs in self.families.items():
             ports_here = {k: [(p, e) for p, e in v if _primary_v6(p) == v6]
@@ -203,6 +206,7 @@ class IptablesProxier(Proxier):
             for text in texts:
                 lines += text.count("\n")
                 self.last_text = text
+                self.last_texts.append(text)
                 a0 = time.monotonic()
                 await self._restore(fs.family, text)
                 apply += time.monotonic() - a0
