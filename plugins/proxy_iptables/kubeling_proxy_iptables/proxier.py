@@ -276,7 +276,11 @@ class IptablesProxier(Proxier):
         if batch < 0:
             batch = 40_000 if detect_nft(fs.family) else 0
         out: list[str] = []
-        service_chains = sorted(wanted.items())
+        # endpoints first, then what points at them, so every batch only refers to chains
+        # that already exist: SEP <- SVC/SVL <- EXT
+        rank = {"KUBE-SEP-": 0, "KUBE-SVC-": 1, "KUBE-SVL-": 1, "KUBE-EXT-": 2}
+        service_chains = sorted(wanted.items(), key=lambda item: (
+            rank.get(item[0][1][:9], 3), item[0]))
         total = sum(text.count("\n") for _, text in service_chains)
         if batch and total > batch:
             # the base chains first, so the Services' chains can refer to KUBE-MARK-MASQ
