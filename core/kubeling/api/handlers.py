@@ -924,6 +924,8 @@ class Handlers:
                 Cause.invalid("spec.replicas", replicas,
                               "must be greater than or equal to 0")])
         precondition = (body.get("metadata") or {}).get("resourceVersion") or None
+        if verb == "patch" and b"resourceVersion" not in req.body:
+            precondition = None  # read from the current object, not asked for: retry races
 
         def compute(current: Obj) -> Obj:
             current.setdefault("spec", {})["replicas"] = replicas
