@@ -628,6 +628,12 @@ class Handlers:
                 raise ApiError(422 if content_type == "application/json-patch+json" else 400,
                                "Invalid" if content_type == "application/json-patch+json"
                                else "BadRequest", str(exc)) from None
+            patched_meta = patched.get("metadata") if isinstance(patched, dict) else None
+            if isinstance(patched_meta, dict) and patched_meta.get("resourceVersion") not in (
+                    None, current["metadata"].get("resourceVersion")):
+                # a patch that sets resourceVersion makes it a precondition (kubectl's
+                # managedFields migration relies on this)
+                raise ApiError.stale(kind.plural, kind.group, t.name or "")
             checked, warnings = self._check_object(
                 t, patched, attrs.evolve(req, query={**req.query, "fieldValidation": mode}))
             return checked
