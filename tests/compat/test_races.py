@@ -50,3 +50,25 @@ async def test_scale_patch_retries_a_lost_race(api: Any) -> None:
         assert exc.code == 409
     else:
         raise AssertionError("a stale resourceVersion was accepted")
+
+
+async def test_a_json_patch_setting_resource_version_is_a_precondition(api: Any) -> None:
+    """kubectl's move of client-side-apply ownership to server-side apply replaces
+    managedFields with a JSON patch that also sets the resourceVersion it read: a write in
+    between must make it fail rather than be overwritten."""
+    client = api.client()
+    created = await client.create(DEPLOYMENTS, DEPLOYMENT, "default")
+    read_rv = created["metadata"]["resourceVersion"]
+    await client.patch(DEPLOYMENTS, "web", {"metadata": {"labels": {"x": "y"}}}, "default")
+    ops = [{"op": "replace", "path": "/metadata/managedFields", "value": []},
+           {"op": "replace", "path": "/metadata/resourceVersion", "value": read_rv}]
+    try:
+        await client.patch(DEPLOYMENTS, "web", ops, "default", type="json")
+    except ApiError as exc:
+        assert exc.code == 409 and "the object has been modified" in exc.message
+    else:
+        raise AssertionError("the stale resourceVersion in the patch was ignored")
+    live = await client.get(DEPLOYMENTS, "web", "default")
+    ops[1]["value"] = live["metadata"]["resourceVersion"]
+    patched = await client.patch(DEPLOYMENTS, "web", ops, "default", type="json")
+    assert patched["metadata"]["labels"] == {"x": "y"}
