@@ -5,7 +5,9 @@ A full sync writes every chain of ours in one ``iptables-restore --noflush`` tra
 jumps from the built-in chains when they are missing; nothing outside our own chains is
 touched.  A partial sync writes only the chains of the Services that changed, and a shared
 chain (``KUBE-SERVICES``, ``KUBE-NODEPORTS``, ...) only when a changed Service's lines in it
-changed, so an endpoint change at 10 000 Services is a restore of a few lines.
+changed, so an endpoint change at 10 000 Services is a restore of a few lines.  A sync with
+nothing changed (the periodic one) checks that the empty ``KUBE-PROXY-CANARY`` chain still
+exists and rewrites everything when it does not (the tables were flushed under us).
 
 The nf_tables flavour of iptables-restore slows down badly with the size of one input (a
 10 000-Service rule set does not finish in minutes), so with that backend a large full sync
@@ -187,6 +189,11 @@ class IptablesProxier(Proxier):
             ports_here = {k: v for k, v in ports_here.items() if v}
             if v6 and not ports_here and not fs.installed and not fs.ready:
                 continue
+            if changed is not None and not changed and fs.ready and \
+                    not await self._canary_alive(fs.family):
+                log.warning("iptables proxier: our nat chains are gone (tables flushed?); "
+                            "resyncing everything")
+                fs.ready = False
             full = changed is None or not fs.ready
             full_any = full_any or full
             g0 = time.monotonic()
@@ -219,6 +226,13 @@ class IptablesProxier(Proxier):
                 await self._clear_udp(old, new, ports_here)
         return SyncResult(full=full_any, services=written, seconds=time.monotonic() - started,
                           generate_seconds=gen, apply_seconds=apply, lines=lines)
+
+    async def _canary_alive(self, family: Family) -> bool:
+        """Whether our empty ``KUBE-PROXY-CANARY`` nat chain still exists (someone flushing
+        the tables takes it with everything else)."""
+        code, _ = await self.runner.run(family.iptables, "-w", "5", "-t", NAT, "-S",
+                                        "KUBE-PROXY-CANARY", check=False)
+        return code == 0
 
     def _commit(self, fs: _FamilyState, new: dict[str, ServiceRules | None]) -> None:
         for key, rules in new.items():

@@ -233,3 +233,23 @@ async def test_batched_full_sync_matches_one_transaction(netns: str) -> None:
     assert single.restores == 1
     assert sorted(one.splitlines()[2:-2]) == sorted(save(netns).splitlines()[2:-2])
     await single.cleanup()
+
+
+@needs_netns
+async def test_flushed_tables_are_noticed_by_the_periodic_sync(netns: str) -> None:
+    proxier = IptablesProxier(IptablesSettings(netns=netns))
+    st = state((port(), eps(2)))
+    await proxier.sync(st)
+    restores = proxier.restores
+    await proxier.sync(st, frozenset())  # nothing changed, nothing flushed: no restore
+    assert proxier.restores == restores
+    for table in ("nat", "filter"):
+        for flag in ("-F", "-X"):
+            subprocess.run(["ip", "netns", "exec", netns, "iptables", "-t", table, flag],
+                           check=True)
+    assert "KUBE-" not in save(netns)
+    result = await proxier.sync(st, frozenset())
+    assert result.full
+    assert "10.96.0.50/32" in save(netns)
+    assert "-A PREROUTING -m comment --comment \"kubernetes service portals\"" in save(netns)
+    await proxier.cleanup()
