@@ -716,15 +716,17 @@ def _digest(body: bytes) -> str:
     return hashlib.sha512(body).hexdigest().upper()
 
 
-_DOCUMENTS: weakref.WeakKeyDictionary[Any, OpenAPIDocuments] = weakref.WeakKeyDictionary()
+_DOCUMENTS: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], OpenAPIDocuments]] = \
+    weakref.WeakKeyDictionary()
 
 
 def documents_for(server: ApiServer) -> OpenAPIDocuments:
-    """The (cached) documents of a server's kinds."""
-    docs = _DOCUMENTS.get(server)
-    if docs is None:
+    """The (cached) documents of a server's kinds; rebuilt if the served kinds change."""
+    signature = tuple((k.group, k.version, k.plural, id(k)) for k in server.registry)
+    cached = _DOCUMENTS.get(server)
+    if cached is None or cached[0] != signature:
         from kubeling.api.server import KUBE_VERSION
 
-        docs = OpenAPIDocuments(server.registry, KUBE_VERSION)
-        _DOCUMENTS[server] = docs
-    return docs
+        cached = (signature, OpenAPIDocuments(server.registry, KUBE_VERSION))
+        _DOCUMENTS[server] = cached
+    return cached[1]
