@@ -85,3 +85,19 @@ def test_schema_names() -> None:
         pass
 
     assert schema_name(Local) == "io.kubeling.test_openapi.Local"
+
+
+def test_documents_follow_the_registry() -> None:
+    from kubeling.api.openapi import documents_for
+
+    class Server:
+        registry = KindRegistry(builtin_kinds())
+
+    server = Server()
+    first = documents_for(server)  # type: ignore[arg-type]
+    assert documents_for(server) is first  # type: ignore[arg-type]
+    server.registry.add(KindInfo(group="late.example.com", version="v1", kind="Late",
+                                 plural="lates", strategy=Strategy()))
+    later = documents_for(server)  # type: ignore[arg-type]
+    assert later is not first
+    assert "apis/late.example.com/v1" in later.v3_index()["paths"]
