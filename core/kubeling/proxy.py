@@ -372,12 +372,11 @@ def compile_service(svc: Obj) -> dict[ServicePortName, ServicePort]:
 def compile_endpoints(port: ServicePort, slices: Iterable[Obj], node_name: str
                       ) -> tuple[Endpoint, ...]:
     """The endpoints of one Service port from the Service's EndpointSlices (deduplicated,
-    sorted by address)."""
+    sorted by address; both families of a dual-stack Service, for backends to split)."""
     found: dict[tuple[str, int], Endpoint] = {}
-    family = 6 if ":" in port.cluster_ips[0] else 4
+    families = {"IPv6" if ":" in ip else "IPv4" for ip in port.cluster_ips}
     for slice_ in slices:
-        address_type = slice_.get("addressType")
-        if address_type not in ("IPv4", "IPv6") or (address_type == "IPv6") != (family == 6):
+        if slice_.get("addressType") not in families:
             continue
         number = _ports_of(slice_).get((port.name.port, port.protocol))
         if number is None:

@@ -73,7 +73,7 @@ class IptablesSettings:
     """Apply the rules in this named network namespace (``ip netns``) instead of the
     host's; for tests and for nodes that are namespaces."""
     ipv6: bool = True
-    """Also program ip6tables for Services whose primary cluster IP is IPv6."""
+    """Also program ip6tables for Services with an IPv6 cluster IP (dual stack too)."""
 
 
 class Runner:
@@ -144,8 +144,8 @@ class _FamilyState:
     """A full sync succeeded since start (else the next sync is full)."""
 
 
-def _primary_v6(port: ServicePort) -> bool:
-    return ":" in port.cluster_ips[0]
+def _has_family(port: ServicePort, v6: bool) -> bool:
+    return any((":" in ip) == v6 for ip in port.cluster_ips)
 
 
 class IptablesProxier(Proxier):
@@ -184,7 +184,7 @@ class IptablesProxier(Proxier):
         self.last_texts = []
         full_any = False
         for v6, fs in self.families.items():
-            ports_here = {k: [(p, e) for p, e in v if _primary_v6(p) == v6]
+            ports_here = {k: [(p, e) for p, e in v if _has_family(p, v6)]
                           for k, v in by_service.items()}
             ports_here = {k: v for k, v in ports_here.items() if v}
             if v6 and not ports_here and not fs.installed and not fs.ready:

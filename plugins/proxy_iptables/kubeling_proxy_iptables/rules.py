@@ -149,6 +149,7 @@ def _port_rules(out: ServiceRules, port: ServicePort, endpoints: Sequence[Endpoi
     reject = "--reject-with icmp6-port-unreachable" if v6 else \
         "--reject-with icmp-port-unreachable"
     cluster_ips = [ip for ip in port.cluster_ips if (":" in ip) == v6]
+    endpoints = [e for e in endpoints if (":" in e.ip) == v6]
     all_eps = usable_endpoints(endpoints)
     local_eps = usable_endpoints(endpoints, local_only=True)
     uses_local = port.internal_local or port.external_local

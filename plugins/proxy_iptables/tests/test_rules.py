@@ -253,3 +253,21 @@ async def test_flushed_tables_are_noticed_by_the_periodic_sync(netns: str) -> No
     assert "10.96.0.50/32" in save(netns)
     assert "-A PREROUTING -m comment --comment \"kubernetes service portals\"" in save(netns)
     await proxier.cleanup()
+
+
+@needs_netns
+async def test_dual_stack_service_is_programmed_in_both_families(netns: str) -> None:
+    name = ServicePortName("default", "dual", "http", "TCP")
+    dual = ServicePort(name=name, cluster_ips=("10.96.5.1", "fd00:10::5"), port=80,
+                       protocol="TCP")
+    endpoints = (Endpoint(ip="10.244.1.2", port=8080), Endpoint(ip="fd00:244::2", port=8080))
+    proxier = IptablesProxier(IptablesSettings(netns=netns))
+    await proxier.sync(ProxyState({name: dual}, {name: endpoints}))
+    v4 = save(netns)
+    v6 = subprocess.run(["ip", "netns", "exec", netns, "ip6tables-save", "-t", "nat"],
+                        capture_output=True, text=True, check=True).stdout
+    assert "-d 10.96.5.1/32" in v4 and "10.244.1.2:8080" in v4 and "fd00" not in v4
+    assert "-d fd00:10::5/128" in v6 and "[fd00:244::2]:8080" in v6 and "10.244" not in v6
+    await proxier.cleanup()
+    assert "KUBE-" not in subprocess.run(["ip", "netns", "exec", netns, "ip6tables-save"],
+                                         capture_output=True, text=True).stdout
