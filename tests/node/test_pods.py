@@ -572,3 +572,34 @@ def test_kill9_and_restart_changes_nothing_that_runs(cluster: NodeCluster) -> No
                          what="the same pods, containers and restart counts")
     assert after == before
     assert docker_ids(cluster) == running_before
+
+
+def test_official_python_client_exec_and_port_forward(cluster: NodeCluster) -> None:
+    """The ``kubernetes`` client's WebSocket exec (channel protocol) and port-forward
+    (``portforward.k8s.io`` channels, not SPDY) against the same endpoints."""
+    kubernetes = pytest.importorskip("kubernetes")
+    from kubernetes.stream import portforward, stream
+
+    cluster.apply(simple_pod(cluster, "pyclient", HTTPD))
+    cluster.wait_pod("pyclient", running_and_ready, what="pyclient Running")
+    api_client = kubernetes.config.new_client_from_config(str(cluster.proc.kubeconfig))
+    try:
+        core = kubernetes.client.CoreV1Api(api_client)
+        out = stream(core.connect_get_namespaced_pod_exec, "pyclient", "default",
+                     command=["cat", "/etc/hostname"], stderr=True, stdin=False, stdout=True,
+                     tty=False)
+        assert out == "pyclient\n"
+        forward = portforward(core.connect_get_namespaced_pod_portforward, "pyclient",
+                              "default", ports="8080")
+        sock = forward.socket(8080)
+        sock.setblocking(True)
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+        sock.close()
+        assert reply.startswith(b"HTTP/1.") and reply.endswith(b"pyclient\n")
+        assert forward.error(8080) is None
+        forward.close()
+    finally:
+        api_client.close()

@@ -366,21 +366,25 @@ class AgentServer:
                     await ws.send_bytes(bytes([channel]) + chunk)
 
             tasks.append(asyncio.create_task(pump()))
-        first_data: set[int] = set()
+
+        async def close_when_drained() -> None:
+            # the pod closed every connection: end the WebSocket, the client's EOF
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await ws.close()
+
+        closer = asyncio.create_task(close_when_drained())
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.BINARY or not msg.data:
                     continue
                 channel, payload = msg.data[0], msg.data[1:]
-                if channel not in first_data and channel in writers:
-                    first_data.add(channel)
-                    payload = payload[2:]  # clients repeat the port number first
                 writer = writers.get(channel)
                 if writer is not None and payload:
                     writer.write(payload)
                     await writer.drain()
         finally:
-            for task in tasks:
+            for task in (*tasks, closer):
                 task.cancel()
             for writer in writers.values():
                 writer.close()
