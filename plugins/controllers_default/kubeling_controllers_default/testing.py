@@ -117,6 +117,8 @@ class StandInNodes:
         self._queued: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []
         self._timers: set[asyncio.TimerHandle] = set()
+        self._placed: dict[str, str] = {}
+        self._load: dict[str, int] = {}
         self._bound_to: dict[str, str] = {}
         """pod key -> node chosen, until the informer shows the binding."""
         self.binds = 0
@@ -127,7 +129,8 @@ class StandInNodes:
 
     async def start(self) -> StandInNodes:
         self.pods.add_handler(on_add=self._pod_event,
-                              on_update=lambda _o, n: self._pod_event(n))
+                              on_update=lambda _o, n: self._pod_event(n),
+                              on_delete=self._pod_gone)
         self.node_informer.add_handler(on_add=self._node_event,
                                        on_update=lambda _o, n: self._node_event(n))
         self._factory.start()
@@ -256,7 +259,30 @@ class StandInNodes:
     # -- pods ------------------------------------------------------------------------------
 
     def _pod_event(self, pod: Obj) -> None:
-        self._enqueue(object_key(pod))
+        key = object_key(pod)
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node and meta(pod).get("deletionTimestamp") is None and \
+                (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            self._place(key, node)
+        else:
+            self._place(key, None)
+        self._enqueue(key)
+
+    def _pod_gone(self, pod: Obj) -> None:
+        self._place(object_key(pod), None)
+
+    def _place(self, key: str, node: str | None) -> None:
+        """Keep the per-node pod counts the stand-in scheduler balances by."""
+        before = self._placed.get(key)
+        if before == node:
+            return
+        if before is not None:
+            self._load[before] -= 1
+        if node is None:
+            self._placed.pop(key, None)
+        else:
+            self._placed[key] = node
+            self._load[node] = self._load.get(node, 0) + 1
 
     def _enqueue(self, key: str) -> None:
         if key not in self._queued:
@@ -424,17 +450,12 @@ class StandInNodes:
                       if meta(n).get("name") in self.nodes and self.fits(pod, n)]
         if not candidates:
             return
-        load: dict[str, int] = {}
-        for other in self.pods.list():
-            node = (other.get("spec") or {}).get("nodeName")
-            if node:
-                load[node] = load.get(node, 0) + 1
-        for node in self._bound_to.values():
-            load[node] = load.get(node, 0) + 1
-        target = min(candidates, key=lambda n: (load.get(meta(n)["name"], 0), meta(n)["name"]))
+        target = min(candidates, key=lambda n: (self._load.get(meta(n)["name"], 0),
+                                                 meta(n)["name"]))
         name = meta(target)["name"]
         m = meta(pod)
         self._bound_to[key] = name
+        self._place(key, name)  # counted at once, so concurrent binds spread out
         try:
             await self.client.create(PODS, {"apiVersion": "v1", "kind": "Binding",
                                             "metadata": {"name": m["name"], "uid": m["uid"]},
@@ -443,6 +464,7 @@ class StandInNodes:
             self.binds += 1
         except ApiError:
             self._bound_to.pop(key, None)
+            self._place(key, None)
             raise
 
 
