@@ -67,7 +67,7 @@ class IptablesSettings:
     masquerade_all: bool = False
     """Masquerade all traffic to cluster IPs."""
     batch_lines: int = -1
-    """Split a full sync into transactions of about this many lines (0: never; -1: 40 000
+    """Split a full sync into transactions of about this many lines (0: never; -1: 10 000
     with the nft backend, never with legacy)."""
     netns: str | None = None
     """Apply the rules in this named network namespace (``ip netns``) instead of the
@@ -288,7 +288,8 @@ class IptablesProxier(Proxier):
                        and c not in wanted)
         batch = self.settings.batch_lines
         if batch < 0:
-            batch = 40_000 if detect_nft(fs.family) else 0
+            # measured: iptables-nft 1.8.9 takes ~0.5 s for 10k lines, ~13 s for 28k
+            batch = 10_000 if detect_nft(fs.family) else 0
         out: list[str] = []
         # endpoints first, then what points at them, so every batch only refers to chains
         # that already exist: SEP <- SVC/SVL <- EXT
