@@ -161,6 +161,10 @@ async def test_kubectl_delete_cascade_modes(proc: KubelingProcess, client: Clien
     assert not rs["metadata"].get("ownerReferences")
     deployments = (await client.list(DEPLOYMENTS, ns))["items"]
     assert deployments == []
+    # deleting the namespace removes what is left (the orphans), then the namespace
+    await kubectl(proc, "delete", "namespace", ns, "--timeout=60s")
+    gone = await kubectl(proc, "get", "namespace", ns, ok=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
 
 
 async def test_kubectl_cordon_drain_uncordon(proc: KubelingProcess, client: Client,

@@ -243,3 +243,36 @@ async def test_disabled_controllers_do_not_run_and_config_changes_toggle_them(
         await eventually(lambda: "replicaset" not in manager.controllers)
         manager.kubeling_config_changed(new, old)
         assert "replicaset" in manager.controllers
+
+
+async def test_a_new_leadership_term_starts_fresh_and_works(tmp_path: Path) -> None:
+    """Leader election cancels ``run()`` when leadership is lost and calls it again when
+    won: the second term must build its own informers and controllers and work."""
+    from kubeling.client.resources import PODS, REPLICASETS
+
+    async with controller_cluster(tmp_path, controllers=["replicaset"]) as cluster:
+        manager = cluster.manager
+        first = manager.controllers["replicaset"]
+        # end the first term (what losing the lease does) and start a second one
+        for running in [t for t in asyncio.all_tasks() if t.get_name() == "controller-manager"]:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        assert manager.controllers == {} and manager.cctx is None
+        second_term = asyncio.create_task(manager.run(), name="controller-manager")
+        await manager.wait_started(10)
+        assert manager.controllers["replicaset"] is not first
+        labels = {"app": "again"}
+        await cluster.client.create(REPLICASETS, {
+            "metadata": {"name": "again"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "c", "image": "i"}]}}}},
+            "default")
+
+        async def two_pods() -> bool:
+            pods = await cluster.client.list(PODS, "default", label_selector="app=again")
+            return len(pods["items"]) == 2
+
+        await eventually(two_pods)
+        second_term.cancel()
+        await asyncio.gather(second_term, return_exceptions=True)
