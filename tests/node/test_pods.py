@@ -389,6 +389,13 @@ def test_restart_policies_init_containers_and_crash_loop(cluster: NodeCluster) -
     assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"] == \
         "Completed"
     assert cluster.kubectl("logs", "once").stdout == "init\nmain\n"
+    gone = subprocess.run(["docker", "ps", "-aq", "--filter",
+                           f"label=io.kubernetes.pod.uid={pod['metadata']['uid']}"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    subprocess.run(["docker", "rm", "-f", *gone], capture_output=True, check=True)
+    cluster.kubectl("label", "pod", "once", "poke=1")  # a pod change: the worker syncs
+    time.sleep(2)
+    assert cluster.pod("once")["status"]["phase"] == "Succeeded"  # finished stays finished
     cluster.apply(simple_pod(cluster, "fails", "exit 2", restartPolicy="Never"))
     pod = cluster.wait_pod("fails", lambda p: p["status"].get("phase") == "Failed",
                            what="Failed")

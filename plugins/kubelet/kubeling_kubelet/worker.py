@@ -732,6 +732,9 @@ class PodWorker:
     async def _post_status(self, containers: list[ContainerStatus], *,
                            sandbox_ready: bool) -> None:
         status = self.compute_status(containers, sandbox_ready=sandbox_ready)
+        before = (self._last_status or self.pod.get("status") or {}).get("phase")
+        if before in ("Succeeded", "Failed") and status["phase"] != before:
+            return  # a finished pod stays finished, whatever became of its containers
         comparable = json.dumps(status, sort_keys=True)
         if self._last_status is not None and \
                 json.dumps(self._last_status, sort_keys=True) == comparable:
