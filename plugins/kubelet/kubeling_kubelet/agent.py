@@ -474,6 +474,11 @@ class Kubelet:
                     if self._relist_state.get(uid) != signature:
                         self._relist_state[uid] = signature
                         worker.wake()
+                for uid in [u for u in self._relist_state if u not in state]:
+                    del self._relist_state[uid]  # everything of the pod vanished
+                    vanished = self.workers.get(uid)
+                    if vanished is not None:
+                        vanished.wake()
             except asyncio.CancelledError:
                 raise
             except ContainerRuntimeError as exc:
