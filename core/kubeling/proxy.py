@@ -443,8 +443,12 @@ class ProxyComponent:
         """The sync loop (separate from :meth:`run` so tests can feed the tracker)."""
         full = True
         last = 0.0
+        failures = 0
         while True:
-            wait = self.min_sync_period - (time.monotonic() - last)
+            period = self.min_sync_period
+            if failures:  # back off while the dataplane keeps refusing (not root, ...)
+                period = max(period, min(30.0, period * 2 ** (failures - 1)))
+            wait = period - (time.monotonic() - last)
             if wait > 0:
                 await asyncio.sleep(wait)
             state, changed = self.tracker.take()
@@ -454,13 +458,17 @@ class ProxyComponent:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("proxy sync failed; retrying with a full sync")
+                failures += 1
+                if failures <= 3 or failures % 20 == 0:
+                    log.exception("proxy sync failed (%d in a row); retrying with a full "
+                                  "sync", failures)
                 full = True
                 last = time.monotonic()
                 self.tracker.event.set()
                 continue
             last = started
             full = False
+            failures = 0
             self.syncs += 1
             self.last_result = result
             self.synced.set()

@@ -157,3 +157,24 @@ async def test_a_failed_sync_is_retried_in_full_and_periodic_syncs_happen() -> N
         assert frozenset() in [c for _, c, _ in recorder.calls]  # periodic, nothing changed
     finally:
         await stop(task)
+
+
+async def test_repeated_failures_back_off() -> None:
+    component, _recorder, task = await run_loop(0.05)
+    try:
+        class Broken(Recorder):
+            async def sync(self, state: ProxyState, changed: frozenset[str] | None = None
+                           ) -> SyncResult:
+                self.calls.append((time.monotonic(), changed, state))
+                raise PermissionError("iptables-restore: Permission denied")
+
+        broken = Broken()
+        component.proxier = broken
+        component.tracker.service_updated(svc("a"))
+        await asyncio.sleep(1.0)
+        # 0.05 s apart without back-off would be ~20 attempts; doubling gives ~5
+        assert 3 <= len(broken.calls) <= 7, len(broken.calls)
+        gaps = [b[0] - a[0] for a, b in zip(broken.calls, broken.calls[1:], strict=False)]
+        assert gaps == sorted(gaps)
+    finally:
+        await stop(task)
