@@ -165,7 +165,10 @@ class Cluster:
         import watchfiles
 
         assert self.config_path is not None
-        async for _ in watchfiles.awatch(self.config_path, debounce=200, step=50):
+        # a short rust_timeout lets cancellation (on stop) finish within half a second:
+        # watchfiles waits for its watcher thread to return before it honours a cancel
+        async for _ in watchfiles.awatch(self.config_path, debounce=200, step=50,
+                                         rust_timeout=500):
             self.reload_config()
 
     def reload_config(self) -> bool:

@@ -118,8 +118,9 @@ class StaticPods:
     async def watch(self) -> None:
         import watchfiles
 
+        # rust_timeout: stop within half a second when cancelled (see kubeling.app)
         async for _ in watchfiles.awatch(self.directory, debounce=200, step=50,
-                                         recursive=False):
+                                         recursive=False, rust_timeout=500):
             try:
                 await self.rescan()
             except Exception:
