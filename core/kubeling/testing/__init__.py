@@ -1,6 +1,7 @@
 """Testing helpers for kubeling and its plugins: clusters for tests and the contract suites.
 
-``from kubeling.testing import RuntimeContract`` (or ``StorageContract``) imports the
+``from kubeling.testing import RuntimeContract`` (``StorageContract``, ``ProxierContract``)
+imports the
 suite lazily, so importing this package costs nothing.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RuntimeContract", "StorageContract"]
+__all__ = ["ProxierContract", "RuntimeContract", "StorageContract"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,6 +17,10 @@ def __getattr__(name: str) -> Any:
         from kubeling.testing.runtime_contract import RuntimeContract
 
         return RuntimeContract
+    if name == "ProxierContract":
+        from kubeling.testing.proxier_contract import ProxierContract
+
+        return ProxierContract
     if name == "StorageContract":
         from kubeling.testing.storage_contract import StorageContract
 
