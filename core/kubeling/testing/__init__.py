@@ -1,8 +1,7 @@
 """Testing helpers for kubeling and its plugins: clusters for tests and the contract suites.
 
 ``from kubeling.testing import RuntimeContract`` (``StorageContract``, ``ProxierContract``)
-imports the
-suite lazily, so importing this package costs nothing.
+imports the suite lazily, so importing this package costs nothing.
 """
 
 from __future__ import annotations
