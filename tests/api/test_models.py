@@ -129,6 +129,9 @@ def test_all_requested_kinds_are_there() -> None:
             "ServiceAccount",
             "Event",
             "Binding",
+            "PersistentVolumeClaim",
+            "PersistentVolume",
+            "ReplicationController",
         ]
     }
     expected |= {("apps/v1", k) for k in ["ReplicaSet", "Deployment", "DaemonSet", "StatefulSet"]}
@@ -141,6 +144,8 @@ def test_all_requested_kinds_are_there() -> None:
         ("policy/v1", "Eviction"),
         ("policy/v1", "PodDisruptionBudget"),
         ("events.k8s.io/v1", "Event"),
+        ("networking.k8s.io/v1", "Ingress"),
+        ("networking.k8s.io/v1", "IngressClass"),
     }
     assert expected <= kinds
     for kind in all_kinds():

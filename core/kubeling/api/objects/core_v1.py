@@ -25,11 +25,15 @@ __all__ = [
     "AppArmorProfile",
     "AttachedVolume",
     "AzureDiskVolumeSource",
+    "AzureFilePersistentVolumeSource",
     "AzureFileVolumeSource",
     "Binding",
+    "CSIPersistentVolumeSource",
     "CSIVolumeSource",
     "Capabilities",
+    "CephFSPersistentVolumeSource",
     "CephFSVolumeSource",
+    "CinderPersistentVolumeSource",
     "CinderVolumeSource",
     "ClientIPConfig",
     "ClusterTrustBundleProjection",
@@ -73,17 +77,20 @@ __all__ = [
     "ExecAction",
     "FCVolumeSource",
     "FileKeySelector",
+    "FlexPersistentVolumeSource",
     "FlexVolumeSource",
     "FlockerVolumeSource",
     "GCEPersistentDiskVolumeSource",
     "GRPCAction",
     "GitRepoVolumeSource",
+    "GlusterfsPersistentVolumeSource",
     "GlusterfsVolumeSource",
     "HTTPGetAction",
     "HTTPHeader",
     "HostAlias",
     "HostIP",
     "HostPathVolumeSource",
+    "ISCSIPersistentVolumeSource",
     "ISCSIVolumeSource",
     "ImageVolumeSource",
     "ImageVolumeStatus",
@@ -94,6 +101,7 @@ __all__ = [
     "LoadBalancerIngress",
     "LoadBalancerStatus",
     "LocalObjectReference",
+    "LocalVolumeSource",
     "ModifyVolumeStatus",
     "NFSVolumeSource",
     "Namespace",
@@ -123,12 +131,15 @@ __all__ = [
     "NodeSystemInfo",
     "ObjectFieldSelector",
     "ObjectReference",
+    "PersistentVolume",
     "PersistentVolumeClaim",
     "PersistentVolumeClaimCondition",
     "PersistentVolumeClaimSpec",
     "PersistentVolumeClaimStatus",
     "PersistentVolumeClaimTemplate",
     "PersistentVolumeClaimVolumeSource",
+    "PersistentVolumeSpec",
+    "PersistentVolumeStatus",
     "PhotonPersistentDiskVolumeSource",
     "Pod",
     "PodAffinity",
@@ -157,19 +168,26 @@ __all__ = [
     "Probe",
     "ProjectedVolumeSource",
     "QuobyteVolumeSource",
+    "RBDPersistentVolumeSource",
     "RBDVolumeSource",
+    "ReplicationController",
+    "ReplicationControllerCondition",
+    "ReplicationControllerSpec",
+    "ReplicationControllerStatus",
     "ResourceClaim",
     "ResourceFieldSelector",
     "ResourceHealth",
     "ResourceRequirements",
     "ResourceStatus",
     "SELinuxOptions",
+    "ScaleIOPersistentVolumeSource",
     "ScaleIOVolumeSource",
     "SeccompProfile",
     "Secret",
     "SecretEnvSource",
     "SecretKeySelector",
     "SecretProjection",
+    "SecretReference",
     "SecretVolumeSource",
     "SecurityContext",
     "Service",
@@ -180,6 +198,7 @@ __all__ = [
     "ServiceStatus",
     "SessionAffinityConfig",
     "SleepAction",
+    "StorageOSPersistentVolumeSource",
     "StorageOSVolumeSource",
     "Sysctl",
     "TCPSocketAction",
@@ -194,6 +213,7 @@ __all__ = [
     "VolumeHealthStatus",
     "VolumeMount",
     "VolumeMountStatus",
+    "VolumeNodeAffinity",
     "VolumeProjection",
     "VolumeResourceRequirements",
     "VolumeStatus",
@@ -432,6 +452,22 @@ class AzureDiskVolumeSource:
 
 
 @attrs.frozen(kw_only=True)
+class AzureFilePersistentVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.AzureFilePersistentVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.AzureFilePersistentVolumeSource"
+
+    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
+    secret_name: str | None = attrs.field(
+        default=None, metadata={"json": "secretName", "required": True}
+    )
+    secret_namespace: str | None = attrs.field(default=None, metadata={"json": "secretNamespace"})
+    share_name: str | None = attrs.field(
+        default=None, metadata={"json": "shareName", "required": True}
+    )
+
+
+@attrs.frozen(kw_only=True)
 class AzureFileVolumeSource:
     """Wire type ``io.k8s.api.core.v1.AzureFileVolumeSource``."""
 
@@ -510,6 +546,48 @@ class Binding:
 
 
 @attrs.frozen(kw_only=True)
+class SecretReference:
+    """Wire type ``io.k8s.api.core.v1.SecretReference``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.SecretReference"
+
+    name: str | None = attrs.field(default=None, metadata={"json": "name"})
+    namespace: str | None = attrs.field(default=None, metadata={"json": "namespace"})
+
+
+@attrs.frozen(kw_only=True)
+class CSIPersistentVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.CSIPersistentVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.CSIPersistentVolumeSource"
+
+    controller_expand_secret_ref: SecretReference | None = attrs.field(
+        default=None, metadata={"json": "controllerExpandSecretRef"}
+    )
+    controller_publish_secret_ref: SecretReference | None = attrs.field(
+        default=None, metadata={"json": "controllerPublishSecretRef"}
+    )
+    driver: str | None = attrs.field(default=None, metadata={"json": "driver", "required": True})
+    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
+    node_expand_secret_ref: SecretReference | None = attrs.field(
+        default=None, metadata={"json": "nodeExpandSecretRef"}
+    )
+    node_publish_secret_ref: SecretReference | None = attrs.field(
+        default=None, metadata={"json": "nodePublishSecretRef"}
+    )
+    node_stage_secret_ref: SecretReference | None = attrs.field(
+        default=None, metadata={"json": "nodeStageSecretRef"}
+    )
+    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
+    volume_attributes: dict[str, str] | None = attrs.field(
+        default=None, metadata={"json": "volumeAttributes"}
+    )
+    volume_handle: str | None = attrs.field(
+        default=None, metadata={"json": "volumeHandle", "required": True}
+    )
+
+
+@attrs.frozen(kw_only=True)
 class LocalObjectReference:
     """Wire type ``io.k8s.api.core.v1.LocalObjectReference``."""
 
@@ -553,6 +631,22 @@ class Capabilities:
 
 
 @attrs.frozen(kw_only=True)
+class CephFSPersistentVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.CephFSPersistentVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.CephFSPersistentVolumeSource"
+
+    monitors: list[str] | None = attrs.field(
+        default=None, metadata={"json": "monitors", "required": True, "list_type": "atomic"}
+    )
+    path: str | None = attrs.field(default=None, metadata={"json": "path"})
+    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
+    secret_file: str | None = attrs.field(default=None, metadata={"json": "secretFile"})
+    secret_ref: SecretReference | None = attrs.field(default=None, metadata={"json": "secretRef"})
+    user: str | None = attrs.field(default=None, metadata={"json": "user"})
+
+
+@attrs.frozen(kw_only=True)
 class CephFSVolumeSource:
     """Wire type ``io.k8s.api.core.v1.CephFSVolumeSource``."""
 
@@ -568,6 +662,20 @@ class CephFSVolumeSource:
         default=None, metadata={"json": "secretRef"}
     )
     user: str | None = attrs.field(default=None, metadata={"json": "user"})
+
+
+@attrs.frozen(kw_only=True)
+class CinderPersistentVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.CinderPersistentVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.CinderPersistentVolumeSource"
+
+    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
+    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
+    secret_ref: SecretReference | None = attrs.field(default=None, metadata={"json": "secretRef"})
+    volume_id: str | None = attrs.field(
+        default=None, metadata={"json": "volumeID", "required": True}
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -1901,7 +2009,12 @@ class PersistentVolumeClaimSpec:
     openapi_name: ClassVar[str] = "io.k8s.api.core.v1.PersistentVolumeClaimSpec"
 
     access_modes: list[str] | None = attrs.field(
-        default=None, metadata={"json": "accessModes", "list_type": "atomic"}
+        default=None,
+        metadata={
+            "json": "accessModes",
+            "doc": "How the volume may be mounted, e.g. ReadWriteOnce.",
+            "list_type": "atomic",
+        },
     )
     data_source: TypedLocalObjectReference | None = attrs.field(
         default=None, metadata={"json": "dataSource"}
@@ -1910,17 +2023,27 @@ class PersistentVolumeClaimSpec:
         default=None, metadata={"json": "dataSourceRef"}
     )
     resources: VolumeResourceRequirements | None = attrs.field(
-        default=None, metadata={"json": "resources"}
+        default=None,
+        metadata={"json": "resources", "doc": "Minimum storage the claim asks for (requests)."},
     )
-    selector: LabelSelector | None = attrs.field(default=None, metadata={"json": "selector"})
+    selector: LabelSelector | None = attrs.field(
+        default=None,
+        metadata={"json": "selector", "doc": "Labels a pre-provisioned volume must have."},
+    )
     storage_class_name: str | None = attrs.field(
-        default=None, metadata={"json": "storageClassName"}
+        default=None,
+        metadata={"json": "storageClassName", "doc": "StorageClass the claim wants a volume of."},
     )
     volume_attributes_class_name: str | None = attrs.field(
         default=None, metadata={"json": "volumeAttributesClassName"}
     )
-    volume_mode: str | None = attrs.field(default=None, metadata={"json": "volumeMode"})
-    volume_name: str | None = attrs.field(default=None, metadata={"json": "volumeName"})
+    volume_mode: str | None = attrs.field(
+        default=None, metadata={"json": "volumeMode", "doc": "Filesystem (the default) or Block."}
+    )
+    volume_name: str | None = attrs.field(
+        default=None,
+        metadata={"json": "volumeName", "doc": "PersistentVolume the claim is bound to."},
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -2115,6 +2238,19 @@ class FCVolumeSource:
 
 
 @attrs.frozen(kw_only=True)
+class FlexPersistentVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.FlexPersistentVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.FlexPersistentVolumeSource"
+
+    driver: str | None = attrs.field(default=None, metadata={"json": "driver", "required": True})
+    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
+    options: dict[str, str] | None = attrs.field(default=None, metadata={"json": "options"})
+    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
+    secret_ref: SecretReference | None = attrs.field(default=None, metadata={"json": "secretRef"})
+
+
+@attrs.frozen(kw_only=True)
 class FlexVolumeSource:
     """Wire type ``io.k8s.api.core.v1.FlexVolumeSource``."""
 
@@ -2167,6 +2303,22 @@ class GitRepoVolumeSource:
 
 
 @attrs.frozen(kw_only=True)
+class GlusterfsPersistentVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.GlusterfsPersistentVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.GlusterfsPersistentVolumeSource"
+
+    endpoints: str | None = attrs.field(
+        default=None, metadata={"json": "endpoints", "required": True}
+    )
+    endpoints_namespace: str | None = attrs.field(
+        default=None, metadata={"json": "endpointsNamespace"}
+    )
+    path: str | None = attrs.field(default=None, metadata={"json": "path", "required": True})
+    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
+
+
+@attrs.frozen(kw_only=True)
 class GlusterfsVolumeSource:
     """Wire type ``io.k8s.api.core.v1.GlusterfsVolumeSource``."""
 
@@ -2208,6 +2360,33 @@ class HostPathVolumeSource:
 
     path: str | None = attrs.field(default=None, metadata={"json": "path", "required": True})
     type: str | None = attrs.field(default=None, metadata={"json": "type"})
+
+
+@attrs.frozen(kw_only=True)
+class ISCSIPersistentVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.ISCSIPersistentVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.ISCSIPersistentVolumeSource"
+
+    chap_auth_discovery: bool | None = attrs.field(
+        default=None, metadata={"json": "chapAuthDiscovery"}
+    )
+    chap_auth_session: bool | None = attrs.field(default=None, metadata={"json": "chapAuthSession"})
+    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
+    initiator_name: str | None = attrs.field(default=None, metadata={"json": "initiatorName"})
+    iqn: str | None = attrs.field(default=None, metadata={"json": "iqn", "required": True})
+    iscsi_interface: str | None = attrs.field(default=None, metadata={"json": "iscsiInterface"})
+    lun: int | None = attrs.field(
+        default=None, metadata={"json": "lun", "format": "int32", "required": True}
+    )
+    portals: list[str] | None = attrs.field(
+        default=None, metadata={"json": "portals", "list_type": "atomic"}
+    )
+    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
+    secret_ref: SecretReference | None = attrs.field(default=None, metadata={"json": "secretRef"})
+    target_portal: str | None = attrs.field(
+        default=None, metadata={"json": "targetPortal", "required": True}
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -2287,6 +2466,16 @@ class LoadBalancerStatus:
     ingress: list[LoadBalancerIngress] | None = attrs.field(
         default=None, metadata={"json": "ingress", "list_type": "atomic"}
     )
+
+
+@attrs.frozen(kw_only=True)
+class LocalVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.LocalVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.LocalVolumeSource"
+
+    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
+    path: str | None = attrs.field(default=None, metadata={"json": "path", "required": True})
 
 
 @attrs.frozen(kw_only=True)
@@ -2778,6 +2967,277 @@ class NodeAllocatableResourceClaimStatus:
 
 
 @attrs.frozen(kw_only=True)
+class PhotonPersistentDiskVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.PhotonPersistentDiskVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.PhotonPersistentDiskVolumeSource"
+
+    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
+    pd_id: str | None = attrs.field(default=None, metadata={"json": "pdID", "required": True})
+
+
+@attrs.frozen(kw_only=True)
+class PortworxVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.PortworxVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.PortworxVolumeSource"
+
+    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
+    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
+    volume_id: str | None = attrs.field(
+        default=None, metadata={"json": "volumeID", "required": True}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class QuobyteVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.QuobyteVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.QuobyteVolumeSource"
+
+    group: str | None = attrs.field(default=None, metadata={"json": "group"})
+    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
+    registry: str | None = attrs.field(
+        default=None, metadata={"json": "registry", "required": True}
+    )
+    tenant: str | None = attrs.field(default=None, metadata={"json": "tenant"})
+    user: str | None = attrs.field(default=None, metadata={"json": "user"})
+    volume: str | None = attrs.field(default=None, metadata={"json": "volume", "required": True})
+
+
+@attrs.frozen(kw_only=True)
+class RBDPersistentVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.RBDPersistentVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.RBDPersistentVolumeSource"
+
+    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
+    image: str | None = attrs.field(default=None, metadata={"json": "image", "required": True})
+    keyring: str | None = attrs.field(default=None, metadata={"json": "keyring"})
+    monitors: list[str] | None = attrs.field(
+        default=None, metadata={"json": "monitors", "required": True, "list_type": "atomic"}
+    )
+    pool: str | None = attrs.field(default=None, metadata={"json": "pool"})
+    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
+    secret_ref: SecretReference | None = attrs.field(default=None, metadata={"json": "secretRef"})
+    user: str | None = attrs.field(default=None, metadata={"json": "user"})
+
+
+@attrs.frozen(kw_only=True)
+class ScaleIOPersistentVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.ScaleIOPersistentVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.ScaleIOPersistentVolumeSource"
+
+    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
+    gateway: str | None = attrs.field(default=None, metadata={"json": "gateway", "required": True})
+    protection_domain: str | None = attrs.field(default=None, metadata={"json": "protectionDomain"})
+    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
+    secret_ref: SecretReference | None = attrs.field(
+        default=None, metadata={"json": "secretRef", "required": True}
+    )
+    ssl_enabled: bool | None = attrs.field(default=None, metadata={"json": "sslEnabled"})
+    storage_mode: str | None = attrs.field(default=None, metadata={"json": "storageMode"})
+    storage_pool: str | None = attrs.field(default=None, metadata={"json": "storagePool"})
+    system: str | None = attrs.field(default=None, metadata={"json": "system", "required": True})
+    volume_name: str | None = attrs.field(default=None, metadata={"json": "volumeName"})
+
+
+@attrs.frozen(kw_only=True)
+class StorageOSPersistentVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.StorageOSPersistentVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.StorageOSPersistentVolumeSource"
+
+    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
+    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
+    secret_ref: ObjectReference | None = attrs.field(default=None, metadata={"json": "secretRef"})
+    volume_name: str | None = attrs.field(default=None, metadata={"json": "volumeName"})
+    volume_namespace: str | None = attrs.field(default=None, metadata={"json": "volumeNamespace"})
+
+
+@attrs.frozen(kw_only=True)
+class VolumeNodeAffinity:
+    """Wire type ``io.k8s.api.core.v1.VolumeNodeAffinity``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.VolumeNodeAffinity"
+
+    required: NodeSelector | None = attrs.field(default=None, metadata={"json": "required"})
+
+
+@attrs.frozen(kw_only=True)
+class VsphereVirtualDiskVolumeSource:
+    """Wire type ``io.k8s.api.core.v1.VsphereVirtualDiskVolumeSource``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.VsphereVirtualDiskVolumeSource"
+
+    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
+    storage_policy_id: str | None = attrs.field(default=None, metadata={"json": "storagePolicyID"})
+    storage_policy_name: str | None = attrs.field(
+        default=None, metadata={"json": "storagePolicyName"}
+    )
+    volume_path: str | None = attrs.field(
+        default=None, metadata={"json": "volumePath", "required": True}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class PersistentVolumeSpec:
+    """Wire type ``io.k8s.api.core.v1.PersistentVolumeSpec``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.PersistentVolumeSpec"
+
+    access_modes: list[str] | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "accessModes",
+            "doc": "How the volume may be mounted, e.g. ReadWriteOnce.",
+            "list_type": "atomic",
+        },
+    )
+    aws_elastic_block_store: AWSElasticBlockStoreVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "awsElasticBlockStore"}
+    )
+    azure_disk: AzureDiskVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "azureDisk"}
+    )
+    azure_file: AzureFilePersistentVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "azureFile"}
+    )
+    capacity: dict[str, Quantity] | None = attrs.field(
+        default=None,
+        metadata={"json": "capacity", "doc": "Storage the volume offers.", "format": "quantity"},
+    )
+    cephfs: CephFSPersistentVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "cephfs"}
+    )
+    cinder: CinderPersistentVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "cinder"}
+    )
+    claim_ref: ObjectReference | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "claimRef",
+            "doc": "The claim bound to this volume.",
+            "map_type": "granular",
+        },
+    )
+    csi: CSIPersistentVolumeSource | None = attrs.field(default=None, metadata={"json": "csi"})
+    fc: FCVolumeSource | None = attrs.field(default=None, metadata={"json": "fc"})
+    flex_volume: FlexPersistentVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "flexVolume"}
+    )
+    flocker: FlockerVolumeSource | None = attrs.field(default=None, metadata={"json": "flocker"})
+    gce_persistent_disk: GCEPersistentDiskVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "gcePersistentDisk"}
+    )
+    glusterfs: GlusterfsPersistentVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "glusterfs"}
+    )
+    host_path: HostPathVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "hostPath"}
+    )
+    iscsi: ISCSIPersistentVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "iscsi"}
+    )
+    local: LocalVolumeSource | None = attrs.field(default=None, metadata={"json": "local"})
+    mount_options: list[str] | None = attrs.field(
+        default=None, metadata={"json": "mountOptions", "list_type": "atomic"}
+    )
+    nfs: NFSVolumeSource | None = attrs.field(default=None, metadata={"json": "nfs"})
+    node_affinity: VolumeNodeAffinity | None = attrs.field(
+        default=None, metadata={"json": "nodeAffinity"}
+    )
+    persistent_volume_reclaim_policy: str | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "persistentVolumeReclaimPolicy",
+            "doc": "Retain, Delete or Recycle: what happens to the volume once its claim is gone.",
+        },
+    )
+    photon_persistent_disk: PhotonPersistentDiskVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "photonPersistentDisk"}
+    )
+    portworx_volume: PortworxVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "portworxVolume"}
+    )
+    quobyte: QuobyteVolumeSource | None = attrs.field(default=None, metadata={"json": "quobyte"})
+    rbd: RBDPersistentVolumeSource | None = attrs.field(default=None, metadata={"json": "rbd"})
+    scale_io: ScaleIOPersistentVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "scaleIO"}
+    )
+    storage_class_name: str | None = attrs.field(
+        default=None,
+        metadata={"json": "storageClassName", "doc": "StorageClass the volume belongs to."},
+    )
+    storageos: StorageOSPersistentVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "storageos"}
+    )
+    volume_attributes_class_name: str | None = attrs.field(
+        default=None, metadata={"json": "volumeAttributesClassName"}
+    )
+    volume_mode: str | None = attrs.field(default=None, metadata={"json": "volumeMode"})
+    vsphere_volume: VsphereVirtualDiskVolumeSource | None = attrs.field(
+        default=None, metadata={"json": "vsphereVolume"}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class PersistentVolumeStatus:
+    """Wire type ``io.k8s.api.core.v1.PersistentVolumeStatus``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.PersistentVolumeStatus"
+
+    last_phase_transition_time: Time | None = attrs.field(
+        default=None, metadata={"json": "lastPhaseTransitionTime", "format": "date-time"}
+    )
+    message: str | None = attrs.field(default=None, metadata={"json": "message"})
+    phase: str | None = attrs.field(
+        default=None,
+        metadata={"json": "phase", "doc": "Pending, Available, Bound, Released or Failed."},
+    )
+    reason: str | None = attrs.field(default=None, metadata={"json": "reason"})
+
+
+@attrs.frozen(kw_only=True)
+class PersistentVolume:
+    """A piece of storage in the cluster, provisioned by an admin or a provisioner."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.PersistentVolume"
+    API_GROUP: ClassVar[str] = ""
+    API_VERSION: ClassVar[str] = "v1"
+    KIND: ClassVar[str] = "PersistentVolume"
+
+    api_version: str | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "apiVersion",
+            "doc": "Group and version of this object's schema, e.g. 'v1' or 'apps/v1'.",
+        },
+    )
+    kind: str | None = attrs.field(
+        default=None, metadata={"json": "kind", "doc": "Name of this object's type, e.g. 'Pod'."}
+    )
+    metadata: ObjectMeta | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "metadata",
+            "doc": "Name, namespace, labels, annotations and other object metadata.",
+        },
+    )
+    spec: PersistentVolumeSpec | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "spec",
+            "doc": "Capacity, access modes and backing storage of the volume.",
+        },
+    )
+    status: PersistentVolumeStatus | None = attrs.field(
+        default=None, metadata={"json": "status", "doc": "Observed phase of the volume."}
+    )
+
+
+@attrs.frozen(kw_only=True)
 class PersistentVolumeClaimCondition:
     """Wire type ``io.k8s.api.core.v1.PersistentVolumeClaimCondition``."""
 
@@ -2843,7 +3303,8 @@ class PersistentVolumeClaimStatus:
         default=None, metadata={"json": "allocatedResources", "format": "quantity"}
     )
     capacity: dict[str, Quantity] | None = attrs.field(
-        default=None, metadata={"json": "capacity", "format": "quantity"}
+        default=None,
+        metadata={"json": "capacity", "doc": "Storage of the bound volume.", "format": "quantity"},
     )
     conditions: list[PersistentVolumeClaimCondition] | None = attrs.field(
         default=None,
@@ -2864,12 +3325,14 @@ class PersistentVolumeClaimStatus:
     modify_volume_status: ModifyVolumeStatus | None = attrs.field(
         default=None, metadata={"json": "modifyVolumeStatus"}
     )
-    phase: str | None = attrs.field(default=None, metadata={"json": "phase"})
+    phase: str | None = attrs.field(
+        default=None, metadata={"json": "phase", "doc": "Pending, Bound or Lost."}
+    )
 
 
 @attrs.frozen(kw_only=True)
 class PersistentVolumeClaim:
-    """Wire type ``io.k8s.api.core.v1.PersistentVolumeClaim``."""
+    """A request for storage, bound to a PersistentVolume."""
 
     openapi_name: ClassVar[str] = "io.k8s.api.core.v1.PersistentVolumeClaim"
     API_GROUP: ClassVar[str] = ""
@@ -2913,16 +3376,6 @@ class PersistentVolumeClaimVolumeSource:
         default=None, metadata={"json": "claimName", "required": True}
     )
     read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
-
-
-@attrs.frozen(kw_only=True)
-class PhotonPersistentDiskVolumeSource:
-    """Wire type ``io.k8s.api.core.v1.PhotonPersistentDiskVolumeSource``."""
-
-    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.PhotonPersistentDiskVolumeSource"
-
-    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
-    pd_id: str | None = attrs.field(default=None, metadata={"json": "pdID", "required": True})
 
 
 @attrs.frozen(kw_only=True)
@@ -3120,19 +3573,6 @@ class TopologySpreadConstraint:
 
 
 @attrs.frozen(kw_only=True)
-class PortworxVolumeSource:
-    """Wire type ``io.k8s.api.core.v1.PortworxVolumeSource``."""
-
-    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.PortworxVolumeSource"
-
-    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
-    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
-    volume_id: str | None = attrs.field(
-        default=None, metadata={"json": "volumeID", "required": True}
-    )
-
-
-@attrs.frozen(kw_only=True)
 class PodCertificateProjection:
     """Wire type ``io.k8s.api.core.v1.PodCertificateProjection``."""
 
@@ -3227,22 +3667,6 @@ class ProjectedVolumeSource:
 
 
 @attrs.frozen(kw_only=True)
-class QuobyteVolumeSource:
-    """Wire type ``io.k8s.api.core.v1.QuobyteVolumeSource``."""
-
-    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.QuobyteVolumeSource"
-
-    group: str | None = attrs.field(default=None, metadata={"json": "group"})
-    read_only: bool | None = attrs.field(default=None, metadata={"json": "readOnly"})
-    registry: str | None = attrs.field(
-        default=None, metadata={"json": "registry", "required": True}
-    )
-    tenant: str | None = attrs.field(default=None, metadata={"json": "tenant"})
-    user: str | None = attrs.field(default=None, metadata={"json": "user"})
-    volume: str | None = attrs.field(default=None, metadata={"json": "volume", "required": True})
-
-
-@attrs.frozen(kw_only=True)
 class RBDVolumeSource:
     """Wire type ``io.k8s.api.core.v1.RBDVolumeSource``."""
 
@@ -3314,22 +3738,6 @@ class StorageOSVolumeSource:
     )
     volume_name: str | None = attrs.field(default=None, metadata={"json": "volumeName"})
     volume_namespace: str | None = attrs.field(default=None, metadata={"json": "volumeNamespace"})
-
-
-@attrs.frozen(kw_only=True)
-class VsphereVirtualDiskVolumeSource:
-    """Wire type ``io.k8s.api.core.v1.VsphereVirtualDiskVolumeSource``."""
-
-    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.VsphereVirtualDiskVolumeSource"
-
-    fs_type: str | None = attrs.field(default=None, metadata={"json": "fsType"})
-    storage_policy_id: str | None = attrs.field(default=None, metadata={"json": "storagePolicyID"})
-    storage_policy_name: str | None = attrs.field(
-        default=None, metadata={"json": "storagePolicyName"}
-    )
-    volume_path: str | None = attrs.field(
-        default=None, metadata={"json": "volumePath", "required": True}
-    )
 
 
 @attrs.frozen(kw_only=True)
@@ -3869,6 +4277,115 @@ class PodTemplateSpec:
     )
     spec: PodSpec | None = attrs.field(
         default=None, metadata={"json": "spec", "doc": "Spec given to the created pods."}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ReplicationControllerSpec:
+    """Wire type ``io.k8s.api.core.v1.ReplicationControllerSpec``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.ReplicationControllerSpec"
+
+    min_ready_seconds: int | None = attrs.field(
+        default=None, metadata={"json": "minReadySeconds", "format": "int32"}
+    )
+    replicas: int | None = attrs.field(
+        default=None,
+        metadata={"json": "replicas", "doc": "Desired number of pods.", "format": "int32"},
+    )
+    selector: dict[str, str] | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "selector",
+            "doc": "Labels of the pods this controller manages.",
+            "map_type": "atomic",
+        },
+    )
+    template: PodTemplateSpec | None = attrs.field(
+        default=None, metadata={"json": "template", "doc": "Template of the pods to create."}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ReplicationControllerCondition:
+    """Wire type ``io.k8s.api.core.v1.ReplicationControllerCondition``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.ReplicationControllerCondition"
+
+    last_transition_time: Time | None = attrs.field(
+        default=None, metadata={"json": "lastTransitionTime", "format": "date-time"}
+    )
+    message: str | None = attrs.field(default=None, metadata={"json": "message"})
+    reason: str | None = attrs.field(default=None, metadata={"json": "reason"})
+    status: str | None = attrs.field(default=None, metadata={"json": "status", "required": True})
+    type: str | None = attrs.field(default=None, metadata={"json": "type", "required": True})
+
+
+@attrs.frozen(kw_only=True)
+class ReplicationControllerStatus:
+    """Wire type ``io.k8s.api.core.v1.ReplicationControllerStatus``."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.ReplicationControllerStatus"
+
+    available_replicas: int | None = attrs.field(
+        default=None, metadata={"json": "availableReplicas", "format": "int32"}
+    )
+    conditions: list[ReplicationControllerCondition] | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "conditions",
+            "patch_strategy": "merge",
+            "patch_merge_key": "type",
+            "list_type": "map",
+            "list_map_keys": ("type",),
+        },
+    )
+    fully_labeled_replicas: int | None = attrs.field(
+        default=None, metadata={"json": "fullyLabeledReplicas", "format": "int32"}
+    )
+    observed_generation: int | None = attrs.field(
+        default=None, metadata={"json": "observedGeneration", "format": "int64"}
+    )
+    ready_replicas: int | None = attrs.field(
+        default=None, metadata={"json": "readyReplicas", "format": "int32"}
+    )
+    replicas: int | None = attrs.field(
+        default=None, metadata={"json": "replicas", "format": "int32", "required": True}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ReplicationController:
+    """Keeps a number of identical pods running (the predecessor of ReplicaSet)."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.core.v1.ReplicationController"
+    API_GROUP: ClassVar[str] = ""
+    API_VERSION: ClassVar[str] = "v1"
+    KIND: ClassVar[str] = "ReplicationController"
+
+    api_version: str | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "apiVersion",
+            "doc": "Group and version of this object's schema, e.g. 'v1' or 'apps/v1'.",
+        },
+    )
+    kind: str | None = attrs.field(
+        default=None, metadata={"json": "kind", "doc": "Name of this object's type, e.g. 'Pod'."}
+    )
+    metadata: ObjectMeta | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "metadata",
+            "doc": "Name, namespace, labels, annotations and other object metadata.",
+        },
+    )
+    spec: ReplicationControllerSpec | None = attrs.field(
+        default=None,
+        metadata={"json": "spec", "doc": "Desired replicas, selector and pod template."},
+    )
+    status: ReplicationControllerStatus | None = attrs.field(
+        default=None, metadata={"json": "status", "doc": "Observed replica counts and conditions."}
     )
 
 
