@@ -68,6 +68,7 @@ PACKAGES: dict[str, tuple[str, str | None]] = {
     "k8s.io.api.batch.v1": ("_BATCH", "batch/v1"),
     "k8s.io.api.coordination.v1": ("_COORDINATION", "coordination.k8s.io/v1"),
     "k8s.io.api.discovery.v1": ("_DISCOVERY", "discovery.k8s.io/v1"),
+    "k8s.io.api.networking.v1": ("_NETWORKING", "networking.k8s.io/v1"),
     "k8s.io.api.policy.v1": ("_POLICY", "policy/v1"),
     "k8s.io.api.scheduling.v1": ("_SCHEDULING", "scheduling.k8s.io/v1"),
     "k8s.io.api.autoscaling.v1": ("_AUTOSCALING", "autoscaling/v1"),
@@ -691,6 +692,25 @@ def _emit_tuple(prefix: str, items: list[str], indent: str) -> list[str]:
     return [f"{indent}{prefix}(", *(f"{indent}    {item}," for item in items), f"{indent}),"]
 
 
+def _use_go_json_names(tables: Tables, go_fields: dict[tuple[str, int], GoField]) -> None:
+    """Name fields as their Go struct's ``json`` tag does where it differs from the proto name.
+
+    The two differ for a few fields (``IngressClassParametersReference.apiGroup`` is
+    ``aPIGroup`` in the proto); the decoder writes JSON, so the JSON name wins.  Inline
+    fields (an empty JSON name) keep their proto name.
+    """
+    for (message, number), go in sorted(go_fields.items()):
+        msg = tables.messages.get(message)
+        fld = msg.fields.get(number) if msg is not None else None
+        if fld is None or not go.json_name or go.json_name in ("-", fld.name):
+            continue
+        print(
+            f"JSON name from the Go struct tag: {message}.{fld.name} -> {go.json_name}",
+            file=sys.stderr,
+        )
+        fld.name = go.json_name
+
+
 def render(
     tables: Tables,
     inline: set[tuple[str, int]],
@@ -838,6 +858,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"no input defines these packages: {', '.join(missing)}")
 
+    _use_go_json_names(tables, go_fields)
     infos = model_infos(tables.messages)
     inline = detect_inline(tables, infos)
     go_inline = {key for key, go in go_fields.items() if go.inline and key[0] in tables.messages}

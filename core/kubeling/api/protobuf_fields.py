@@ -29,6 +29,7 @@ _APPS = "k8s.io.api.apps.v1."
 _BATCH = "k8s.io.api.batch.v1."
 _COORDINATION = "k8s.io.api.coordination.v1."
 _DISCOVERY = "k8s.io.api.discovery.v1."
+_NETWORKING = "k8s.io.api.networking.v1."
 _POLICY = "k8s.io.api.policy.v1."
 _SCHEDULING = "k8s.io.api.scheduling.v1."
 _AUTOSCALING = "k8s.io.api.autoscaling.v1."
@@ -48,7 +49,7 @@ SOURCES: tuple[str, ...] = (
     "proto: k8s.io/apimachinery/pkg/api/resource/generated.proto",
     "proto: k8s.io/apimachinery/pkg/runtime/generated.proto",
     "proto: k8s.io/apimachinery/pkg/util/intstr/generated.proto",
-    "Go binary: kubectl (13 descriptors, 1451 struct tags)",
+    "Go binary: kubectl (14 descriptors, 1514 struct tags)",
 )
 """The inputs this table was generated from."""
 
@@ -59,6 +60,7 @@ GROUP_VERSIONS: dict[str, str] = {
     "batch/v1": "k8s.io.api.batch.v1",
     "coordination.k8s.io/v1": "k8s.io.api.coordination.v1",
     "discovery.k8s.io/v1": "k8s.io.api.discovery.v1",
+    "networking.k8s.io/v1": "k8s.io.api.networking.v1",
     "policy/v1": "k8s.io.api.policy.v1",
     "scheduling.k8s.io/v1": "k8s.io.api.scheduling.v1",
     "autoscaling/v1": "k8s.io.api.autoscaling.v1",
@@ -78,6 +80,7 @@ INLINE_FIELDS: tuple[tuple[str, str], ...] = (
     (_CORE + "SecretKeySelector", "localObjectReference"),
     (_CORE + "SecretProjection", "localObjectReference"),
     (_CORE + "Volume", "volumeSource"),
+    (_NETWORKING + "IngressRule", "ingressRuleValue"),
     (_RUNTIME + "Unknown", "typeMeta"),
 )
 """(message, proto field name) pairs flattened into the parent JSON object."""
@@ -2322,6 +2325,130 @@ MESSAGES: dict[str, dict[int, Field]] = {
     _EVENTS + "EventSeries": {
         1: ("count", "scalar", "int32", False, None, ""),
         2: ("lastObservedTime", "message", _META + "MicroTime", False, None, ""),
+    },
+    _NETWORKING + "HTTPIngressPath": {
+        1: ("path", "scalar", "string", False, None, "omitempty"),
+        2: ("backend", "message", _NETWORKING + "IngressBackend", False, None, ""),
+        3: ("pathType", "scalar", "string", False, None, ""),
+    },
+    _NETWORKING + "HTTPIngressRuleValue": {
+        1: ("paths", "message", _NETWORKING + "HTTPIngressPath", True, None, ""),
+    },
+    _NETWORKING + "IPBlock": {
+        1: ("cidr", "scalar", "string", False, None, ""),
+        2: ("except", "scalar", "string", True, None, ""),
+    },
+    _NETWORKING + "Ingress": {
+        1: ("metadata", "message", _META + "ObjectMeta", False, None, ""),
+        2: ("spec", "message", _NETWORKING + "IngressSpec", False, None, ""),
+        3: ("status", "message", _NETWORKING + "IngressStatus", False, None, ""),
+    },
+    _NETWORKING + "IngressBackend": {
+        3: ("resource", "message", _CORE + "TypedLocalObjectReference", False, None, ""),
+        4: ("service", "message", _NETWORKING + "IngressServiceBackend", False, None, ""),
+    },
+    _NETWORKING + "IngressClass": {
+        1: ("metadata", "message", _META + "ObjectMeta", False, None, ""),
+        2: ("spec", "message", _NETWORKING + "IngressClassSpec", False, None, ""),
+    },
+    _NETWORKING + "IngressClassList": {
+        1: ("metadata", "message", _META + "ListMeta", False, None, ""),
+        2: ("items", "message", _NETWORKING + "IngressClass", True, None, ""),
+    },
+    _NETWORKING + "IngressClassParametersReference": {
+        1: ("apiGroup", "scalar", "string", False, None, ""),
+        2: ("kind", "scalar", "string", False, None, ""),
+        3: ("name", "scalar", "string", False, None, ""),
+        4: ("scope", "scalar", "string", False, None, ""),
+        5: ("namespace", "scalar", "string", False, None, ""),
+    },
+    _NETWORKING + "IngressClassSpec": {
+        1: ("controller", "scalar", "string", False, None, "omitempty"),
+        2: (
+            "parameters",
+            "message",
+            _NETWORKING + "IngressClassParametersReference",
+            False,
+            None,
+            "",
+        ),
+    },
+    _NETWORKING + "IngressList": {
+        1: ("metadata", "message", _META + "ListMeta", False, None, ""),
+        2: ("items", "message", _NETWORKING + "Ingress", True, None, ""),
+    },
+    _NETWORKING + "IngressLoadBalancerIngress": {
+        1: ("ip", "scalar", "string", False, None, "omitempty"),
+        2: ("hostname", "scalar", "string", False, None, "omitempty"),
+        4: ("ports", "message", _NETWORKING + "IngressPortStatus", True, None, ""),
+    },
+    _NETWORKING + "IngressLoadBalancerStatus": {
+        1: ("ingress", "message", _NETWORKING + "IngressLoadBalancerIngress", True, None, ""),
+    },
+    _NETWORKING + "IngressPortStatus": {
+        1: ("port", "scalar", "int32", False, None, ""),
+        2: ("protocol", "scalar", "string", False, None, ""),
+        3: ("error", "scalar", "string", False, None, ""),
+    },
+    _NETWORKING + "IngressRule": {
+        1: ("host", "scalar", "string", False, None, "omitempty"),
+        2: ("ingressRuleValue", "message", _NETWORKING + "IngressRuleValue", False, None, "inline"),
+    },
+    _NETWORKING + "IngressRuleValue": {
+        1: ("http", "message", _NETWORKING + "HTTPIngressRuleValue", False, None, ""),
+    },
+    _NETWORKING + "IngressServiceBackend": {
+        1: ("name", "scalar", "string", False, None, ""),
+        2: ("port", "message", _NETWORKING + "ServiceBackendPort", False, None, ""),
+    },
+    _NETWORKING + "IngressSpec": {
+        1: ("defaultBackend", "message", _NETWORKING + "IngressBackend", False, None, ""),
+        2: ("tls", "message", _NETWORKING + "IngressTLS", True, None, ""),
+        3: ("rules", "message", _NETWORKING + "IngressRule", True, None, ""),
+        4: ("ingressClassName", "scalar", "string", False, None, ""),
+    },
+    _NETWORKING + "IngressStatus": {
+        1: ("loadBalancer", "message", _NETWORKING + "IngressLoadBalancerStatus", False, None, ""),
+    },
+    _NETWORKING + "IngressTLS": {
+        1: ("hosts", "scalar", "string", True, None, ""),
+        2: ("secretName", "scalar", "string", False, None, "omitempty"),
+    },
+    _NETWORKING + "NetworkPolicy": {
+        1: ("metadata", "message", _META + "ObjectMeta", False, None, ""),
+        2: ("spec", "message", _NETWORKING + "NetworkPolicySpec", False, None, ""),
+    },
+    _NETWORKING + "NetworkPolicyEgressRule": {
+        1: ("ports", "message", _NETWORKING + "NetworkPolicyPort", True, None, ""),
+        2: ("to", "message", _NETWORKING + "NetworkPolicyPeer", True, None, ""),
+    },
+    _NETWORKING + "NetworkPolicyIngressRule": {
+        1: ("ports", "message", _NETWORKING + "NetworkPolicyPort", True, None, ""),
+        2: ("from", "message", _NETWORKING + "NetworkPolicyPeer", True, None, ""),
+    },
+    _NETWORKING + "NetworkPolicyList": {
+        1: ("metadata", "message", _META + "ListMeta", False, None, ""),
+        2: ("items", "message", _NETWORKING + "NetworkPolicy", True, None, ""),
+    },
+    _NETWORKING + "NetworkPolicyPeer": {
+        1: ("podSelector", "message", _META + "LabelSelector", False, None, ""),
+        2: ("namespaceSelector", "message", _META + "LabelSelector", False, None, ""),
+        3: ("ipBlock", "message", _NETWORKING + "IPBlock", False, None, ""),
+    },
+    _NETWORKING + "NetworkPolicyPort": {
+        1: ("protocol", "scalar", "string", False, None, ""),
+        2: ("port", "message", _INTSTR + "IntOrString", False, None, ""),
+        3: ("endPort", "scalar", "int32", False, None, ""),
+    },
+    _NETWORKING + "NetworkPolicySpec": {
+        1: ("podSelector", "message", _META + "LabelSelector", False, None, ""),
+        2: ("ingress", "message", _NETWORKING + "NetworkPolicyIngressRule", True, None, ""),
+        3: ("egress", "message", _NETWORKING + "NetworkPolicyEgressRule", True, None, ""),
+        4: ("policyTypes", "scalar", "string", True, None, ""),
+    },
+    _NETWORKING + "ServiceBackendPort": {
+        1: ("name", "scalar", "string", False, None, "omitempty"),
+        2: ("number", "scalar", "int32", False, None, "omitempty"),
     },
     _POLICY + "Eviction": {
         1: ("metadata", "message", _META + "ObjectMeta", False, None, ""),
