@@ -111,7 +111,9 @@ def test_builtin_kinds_names_scopes_and_subresources() -> None:
     assert {k.plural for k in registry} == {
         "namespaces", "nodes", "pods", "services", "endpoints", "configmaps", "secrets",
         "serviceaccounts", "events", "replicasets", "deployments", "leases", "endpointslices",
-        "daemonsets", "controllerrevisions", "jobs", "cronjobs", "poddisruptionbudgets"}
+        "daemonsets", "controllerrevisions", "jobs", "cronjobs", "poddisruptionbudgets",
+        "persistentvolumeclaims", "persistentvolumes", "replicationcontrollers", "statefulsets",
+        "ingresses", "ingressclasses"}
 
 
 def test_builtin_kinds_field_selectors() -> None:

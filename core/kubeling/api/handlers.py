@@ -1027,6 +1027,8 @@ def _to_scale(obj: Obj) -> Obj:
     status = obj.get("status") or {}
     selector = str(label_selector_from_dict(spec.get("selector"))) \
         if spec.get("selector") is not None else ""
+    if obj.get("kind") == "ReplicationController":  # a plain label map, not a LabelSelector
+        selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",

@@ -1,4 +1,5 @@
-"""The built-in kinds of core/v1, apps/v1, batch/v1, coordination, discovery and policy.
+"""The built-in kinds of core/v1, apps/v1, batch/v1, coordination, discovery, networking
+and policy.
 
 :func:`builtin_kinds` returns their :class:`~kubeling.api.registry.KindInfo`: names,
 scope, short names, categories, subresources, field selectors and the strategy holding
@@ -19,6 +20,7 @@ from kubeling.api.kinds.apps_v1 import (
     DeploymentStrategy,
     ReplicaSetStrategy,
 )
+from kubeling.api.kinds.apps_v1_statefulset import StatefulSetStrategy
 from kubeling.api.kinds.batch_v1 import CronJobStrategy, JobStrategy
 from kubeling.api.kinds.coordination_v1 import LeaseStrategy
 from kubeling.api.kinds.core_v1 import (
@@ -32,7 +34,13 @@ from kubeling.api.kinds.core_v1 import (
     ServiceAccountStrategy,
     ServiceStrategy,
 )
+from kubeling.api.kinds.core_v1_replication import ReplicationControllerStrategy
+from kubeling.api.kinds.core_v1_storage import (
+    PersistentVolumeClaimStrategy,
+    PersistentVolumeStrategy,
+)
 from kubeling.api.kinds.discovery_v1 import EndpointSliceStrategy
+from kubeling.api.kinds.networking_v1 import IngressClassStrategy, IngressStrategy
 from kubeling.api.kinds.policy_v1 import PodDisruptionBudgetStrategy
 from kubeling.api.registry import KindInfo
 
@@ -46,16 +54,22 @@ __all__ = [
     "EndpointSliceStrategy",
     "EndpointsStrategy",
     "EventStrategy",
+    "IngressClassStrategy",
+    "IngressStrategy",
     "JobStrategy",
     "LeaseStrategy",
     "NamespaceStrategy",
     "NodeStrategy",
+    "PersistentVolumeClaimStrategy",
+    "PersistentVolumeStrategy",
     "PodDisruptionBudgetStrategy",
     "PodStrategy",
     "ReplicaSetStrategy",
+    "ReplicationControllerStrategy",
     "SecretStrategy",
     "ServiceAccountStrategy",
     "ServiceStrategy",
+    "StatefulSetStrategy",
     "age_column",
     "builtin_kinds",
     "format_age",
@@ -93,6 +107,7 @@ def builtin_kinds() -> list[KindInfo]:
     """The kinds the core serves, each with a fresh strategy."""
     core = ("", "v1")
     apps = ("apps", "v1")
+    networking = ("networking.k8s.io", "v1")
     return [
         _kind(*core, "Namespace", "namespaces", NamespaceStrategy(), module="core_v1",
               namespaced=False, short_names=("ns",), subresources=("status", "finalize")),
@@ -114,6 +129,14 @@ def builtin_kinds() -> list[KindInfo]:
               module="core_v1", short_names=("sa",)),
         _kind(*core, "Event", "events", EventStrategy(), module="core_v1",
               short_names=("ev",)),
+        # served as API objects only: no controller binds, provisions or runs them
+        _kind(*core, "PersistentVolumeClaim", "persistentvolumeclaims",
+              PersistentVolumeClaimStrategy(), module="core_v1", short_names=("pvc",)),
+        _kind(*core, "PersistentVolume", "persistentvolumes", PersistentVolumeStrategy(),
+              module="core_v1", namespaced=False, short_names=("pv",)),
+        _kind(*core, "ReplicationController", "replicationcontrollers",
+              ReplicationControllerStrategy(), module="core_v1", short_names=("rc",),
+              categories=("all",), subresources=("status", "scale")),
         _kind(*apps, "ReplicaSet", "replicasets", ReplicaSetStrategy(), module="apps_v1",
               short_names=("rs",), categories=("all",), subresources=("status", "scale")),
         _kind(*apps, "Deployment", "deployments", DeploymentStrategy(), module="apps_v1",
@@ -123,6 +146,8 @@ def builtin_kinds() -> list[KindInfo]:
               short_names=("ds",), categories=("all",)),
         _kind(*apps, "ControllerRevision", "controllerrevisions",
               ControllerRevisionStrategy(), module="apps_v1"),
+        _kind(*apps, "StatefulSet", "statefulsets", StatefulSetStrategy(), module="apps_v1",
+              short_names=("sts",), categories=("all",), subresources=("status", "scale")),
         _kind("batch", "v1", "Job", "jobs", JobStrategy(), module="batch_v1",
               categories=("all",)),
         _kind("batch", "v1", "CronJob", "cronjobs", CronJobStrategy(), module="batch_v1",
@@ -131,6 +156,10 @@ def builtin_kinds() -> list[KindInfo]:
               module="coordination_v1"),
         _kind("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices",
               EndpointSliceStrategy(), module="discovery_v1"),
+        _kind(*networking, "Ingress", "ingresses", IngressStrategy(), module="networking_v1",
+              short_names=("ing",)),
+        _kind(*networking, "IngressClass", "ingressclasses", IngressClassStrategy(),
+              module="networking_v1", namespaced=False),
         _kind("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
               PodDisruptionBudgetStrategy(), module="policy_v1", short_names=("pdb",)),
     ]
