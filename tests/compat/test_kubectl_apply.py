@@ -155,23 +155,86 @@ def test_apply_prune_with_label_selector(kubectl: Kubectl, ns: str) -> None:
 
 
 def test_apply_prune_default_allowlist(kubectl: Kubectl, ns: str) -> None:
-    """Without --prune-allowlist kubectl lists every kind of its default prune list."""
-    cm = {"apiVersion": "v1", "kind": "ConfigMap",
-          "metadata": {"name": "pa", "namespace": ns, "labels": {"set": "q"}}}
-    kubectl.ok("apply", "-f", "-", input=kubectl.manifest(cm, {**cm, "metadata": {
-        **cm["metadata"], "name": "pb"}}))
-    result = kubectl("apply", "-n", ns, "--prune", "-l", "set=q", "-f", "-",
-                     input=kubectl.manifest(cm))
-    served = set(kubectl.ok("api-resources", "-o", "name").out.split())
-    needed = {"persistentvolumeclaims", "persistentvolumes", "replicationcontrollers",
-              "jobs.batch", "cronjobs.batch", "ingresses.networking.k8s.io",
-              "daemonsets.apps", "statefulsets.apps"}
-    if not needed <= served:
-        # kubectl cannot map the kinds it would prune that kubeling does not serve yet
-        assert "error retrieving RESTMappings to prune" in result.err, result
-        return
-    assert result.rc == 0, result
-    assert "configmap/pb pruned" in result.out
+    """Without --prune-allowlist kubectl v1.32 lists every kind of its default prune list
+    (ConfigMap, Endpoints, Namespace, PersistentVolumeClaim, PersistentVolume, Pod,
+    ReplicationController, Secret, Service, Job, CronJob, Ingress, DaemonSet, Deployment,
+    ReplicaSet, StatefulSet) and deletes what it applied before and no longer applies:
+    namespaced kinds in the namespaces it visits, Namespaces and PersistentVolumes
+    cluster-wide (with its deprecation warning under -n), as against a real cluster."""
+    label = {"prune": ns}  # unique: Namespaces and PersistentVolumes are pruned cluster-wide
+    other_ns, extra_ns, volume = f"{ns}-other", f"{ns}-extra", f"{ns}-pv"
+
+    def obj(api_version: str, kind: str, name: str, namespace: str | None = ns,
+            **body: Any) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": name, "labels": label}
+        if namespace is not None:
+            meta["namespace"] = namespace
+        return {"apiVersion": api_version, "kind": kind, "metadata": meta, **body}
+
+    def template(app: str) -> dict[str, Any]:
+        return {"metadata": {"labels": {"app": app}},
+                "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}
+
+    claim_spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    kept_cm = obj("v1", "ConfigMap", "pa")
+    first = [
+        kept_cm,
+        obj("v1", "ConfigMap", "pb"),
+        obj("v1", "PersistentVolumeClaim", "data", spec=claim_spec),
+        obj("v1", "ReplicationController", "rc",
+            spec={"replicas": 0, "selector": {"app": "rc"}, "template": template("rc")}),
+        obj("networking.k8s.io/v1", "Ingress", "web",
+            spec={"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}),
+        obj("apps/v1", "StatefulSet", "db",
+            spec={"replicas": 0, "serviceName": "db",
+                  "selector": {"matchLabels": {"app": "db"}}, "template": template("db")}),
+        obj("v1", "Namespace", extra_ns, namespace=None),
+        obj("v1", "PersistentVolume", volume, namespace=None,
+            spec={"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                  "hostPath": {"path": "/tmp/kubeling-prune"}}),
+        # applied and labelled, but not of a kind on the default list: kept
+        obj("networking.k8s.io/v1", "IngressClass", f"{ns}-class", namespace=None,
+            spec={"controller": "example.com/ingress"}),
+        obj("v1", "ServiceAccount", "robot"),
+    ]
+    kubectl.ok("create", "namespace", other_ns)
+    try:
+        kubectl.ok("apply", "-f", "-", input=kubectl.manifest(
+            *first, obj("v1", "ConfigMap", "elsewhere", namespace=other_ns)))
+        # labelled but never applied (no last-applied-configuration): kept
+        kubectl.ok("-n", ns, "create", "-f", "-", input=json.dumps(
+            obj("v1", "PersistentVolumeClaim", "made", spec=claim_spec)))
+
+        result = kubectl("apply", "-n", ns, "--prune", "-l", f"prune={ns}", "-f", "-",
+                         input=kubectl.manifest(kept_cm))
+        assert result.rc == 0, result
+        assert result.out.splitlines() == [
+            "configmap/pa unchanged",
+            "configmap/pb pruned",
+            "persistentvolumeclaim/data pruned",
+            "replicationcontroller/rc pruned",
+            "ingress.networking.k8s.io/web pruned",
+            "statefulset.apps/db pruned",
+            f"namespace/{extra_ns} pruned",
+            f"persistentvolume/{volume} pruned",
+        ]
+        assert "Deprecated: kubectl apply will no longer prune non-namespaced resources" \
+            in result.err
+
+        left = kubectl.ok("-n", ns, "get", "cm,pvc,rc,ing,sts,sa", "-l", f"prune={ns}",
+                          "-o", "name").out.split()
+        assert left == ["configmap/pa", "persistentvolumeclaim/made", "serviceaccount/robot"]
+        assert kubectl.ok("-n", other_ns, "get", "cm", "elsewhere", "-o", "name").out.strip() \
+            == "configmap/elsewhere"
+        assert kubectl.ok("get", "ingressclass", f"{ns}-class", "-o", "name").out.strip() \
+            == f"ingressclass.networking.k8s.io/{ns}-class"
+        gone = kubectl.fails("get", "pv", volume)
+        assert f'persistentvolumes "{volume}" not found' in gone.err
+    finally:
+        kubectl("delete", "ingressclass", f"{ns}-class", "--ignore-not-found")
+        kubectl("delete", "pv", volume, "--ignore-not-found")
+        kubectl("delete", "namespace", other_ns, extra_ns, "--wait=false",
+                "--ignore-not-found")
 
 
 def test_diff_and_server_dry_run(kubectl: Kubectl, ns: str) -> None:
