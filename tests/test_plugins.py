@@ -369,3 +369,21 @@ async def test_admitters_read_other_objects_from_the_cache(tmp_path: Path) -> No
         assert await cache.wait_for(await api.storage.current_revision(), 5)
         second = await client.create(CONFIGMAPS, {"metadata": {"name": "b"}}, "default")
         assert second["metadata"]["labels"] == {"team": "storage"}
+
+
+async def test_stop_is_prompt_with_every_installed_component(tmp_path: Path) -> None:
+    """Stopping must not hang: a watch that swallowed its cancel (asyncio.wait_for on
+    Python 3.11) once kept `kubeling up` from exiting on SIGTERM; the config file watcher
+    must also give up its thread promptly."""
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(f"data_dir: {tmp_path}\napi:\n  listen: 127.0.0.1:0\n")
+    host = host_with()
+    cfg = load_config({"data_dir": str(tmp_path), "api": {"listen": "127.0.0.1:0"}},
+                      host.config_class)
+    cluster = Cluster(cfg, host, config_path=config_file)
+    await cluster.start()
+    await asyncio.sleep(2)  # components list, watch and settle
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(cluster.stop(), 30)
+    assert loop.time() - started < 10.0

@@ -108,3 +108,19 @@ async def _until(predicate: Any, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.02)
+
+
+async def test_a_cancelled_watch_stops_even_when_an_event_arrives_at_once() -> None:
+    """On Python 3.11, asyncio.wait_for swallowed a cancel that landed as the awaited event
+    fired: a stopped informer's watch then hung and `kubeling up` never exited."""
+    from kubeling.api.watch import ObjectFilter, Watcher
+
+    for _ in range(20):
+        watcher = Watcher(ObjectFilter(), 0)
+        task = asyncio.create_task(watcher.next_batch(10.0))
+        await asyncio.sleep(0)  # the task now waits for the wake-up event
+        watcher._push(("ADDED", None))  # type: ignore[arg-type]
+        task.cancel()  # ...and is cancelled in the same loop iteration
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), 2)
+        assert task.cancelled()

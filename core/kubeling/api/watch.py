@@ -157,8 +157,11 @@ class Watcher:
             if timeout is None:
                 await self._wakeup.wait()
             else:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancel that lands as the event fires, leaving a stopped watch hanging
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wakeup.wait()
         items = list(self._items)
         self._items.clear()
         return items
@@ -292,7 +295,8 @@ class WatchCache:
         entry = (revision, future)
         self._waiting.append(entry)
         try:
-            await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                await future
         except TimeoutError:
             return False
         finally:

@@ -189,8 +189,9 @@ class PodWorker:
             timeout = RESYNC_SECONDS
             if self._wake_at is not None:
                 timeout = max(0.05, min(timeout, self._wake_at - time.monotonic()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can swallow a cancel
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
             self._wake_at = None
             try:
