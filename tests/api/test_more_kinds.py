@@ -803,6 +803,28 @@ async def test_discovery_and_tables(api: Any) -> None:
         assert networking["ingresses"]["shortNames"] == ["ing"]
         assert "ingresses/status" in networking
         assert networking["ingressclasses"]["namespaced"] is False
+        aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        async with session.get(api.url + "/apis", headers={"Accept": aggregated}) as resp:
+            groups = {g["metadata"]["name"]: g for g in (await resp.json())["items"]}
+        served = {r["resource"]: r for r in
+                  groups["networking.k8s.io"]["versions"][0]["resources"]}
+        assert served["ingresses"]["shortNames"] == ["ing"]
+        assert served["ingresses"]["scope"] == "Namespaced"
+        assert served["ingressclasses"]["scope"] == "Cluster"
+        apps = {r["resource"]: r for r in groups["apps"]["versions"][0]["resources"]}
+        assert apps["statefulsets"]["categories"] == ["all"]
+        assert {s["subresource"] for s in apps["statefulsets"]["subresources"]} == {
+            "status", "scale"}
+        async with session.get(api.url + "/openapi/v3") as resp:
+            index = (await resp.json())["paths"]
+        async with session.get(api.url + index["apis/networking.k8s.io/v1"]
+                               ["serverRelativeURL"]) as resp:
+            schemas = (await resp.json())["components"]["schemas"]
+        ingress_schema = schemas["io.k8s.api.networking.v1.Ingress"]
+        assert ingress_schema["x-kubernetes-group-version-kind"] == [
+            {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"}]
+        rules = schemas["io.k8s.api.networking.v1.IngressSpec"]["properties"]["rules"]
+        assert rules["x-kubernetes-list-type"] == "atomic"
         await api.client().create(PVCS, pvc(), "default")
         table_type = "application/json;as=Table;v=v1;g=meta.k8s.io"
         async with session.get(api.url + "/api/v1/namespaces/default/persistentvolumeclaims",
