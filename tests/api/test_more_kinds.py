@@ -487,7 +487,10 @@ def test_sts_validation_messages() -> None:
     strategy = StatefulSetStrategy()
     no_selector = sts()
     del no_selector["spec"]["selector"]
-    assert create(strategy, no_selector) == ["spec.selector: Required value"]
+    assert create(strategy, no_selector) == [
+        "spec.selector: Required value",
+        'spec.template.metadata.labels: Invalid value: {"app":"db"}: `selector` does not '
+        "match template `labels`"]
     assert create(strategy, sts(selector={})) == [
         "spec.selector: Invalid value: {}: empty selector is invalid for statefulset"]
     assert create(strategy, sts(selector={"matchLabels": {"app": "other"}})) == [

@@ -137,7 +137,9 @@ class StatefulSetStrategy(BuiltinStrategy):
             causes.append(Cause.invalid("spec.selector", selector, ""))
         else:
             labels = sub(template, "metadata", "labels")
-            if not selector_is_empty(selector) and not selector_matches(selector, labels):
+            # an absent selector selects nothing, so it matches no labels either
+            if (selector is None or not selector_is_empty(selector)) \
+                    and not selector_matches(selector, labels):
                 causes.append(Cause.invalid("spec.template.metadata.labels", labels,
                                             "`selector` does not match template `labels`"))
             template_meta = as_dict(template.get("metadata"))
