@@ -82,7 +82,8 @@ async def run_handler(runtime: Runtime, handler: Obj, *, container_id: str, cont
             action = handler["tcpSocket"]
             host = action.get("host") or pod_ip or "127.0.0.1"
             port = _port(action.get("port"), container)
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel
+                _, writer = await asyncio.open_connection(host, port)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

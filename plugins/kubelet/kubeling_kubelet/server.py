@@ -337,8 +337,9 @@ class AgentServer:
         up = asyncio.create_task(upstream())
         try:
             await downstream()
-            with contextlib.suppress(asyncio.TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(up), 1.0)
+            with contextlib.suppress(TimeoutError, Exception):
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(up)
         finally:
             up.cancel()
             writer.close()  # type: ignore[attr-defined]

@@ -158,8 +158,9 @@ class StaticPods:
         worker = self.by_file.pop(path)
         worker.deleted = True
         worker.wake()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(worker.finished.wait(), 60)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(60):
+                await worker.finished.wait()
         meta = worker.pod["metadata"]
         with contextlib.suppress(ApiError):
             await self.agent.client.delete(PODS, meta["name"], meta["namespace"],

@@ -113,7 +113,8 @@ async def serve_channels(ws: web.WebSocketResponse, session: ExecSession, *, std
                 with contextlib.suppress(Exception):
                     await session.close_stdin()
             try:
-                await asyncio.wait_for(asyncio.shield(writer), 2.0)
+                async with asyncio.timeout(2.0):
+                    await asyncio.shield(writer)
             except (TimeoutError, Exception):
                 writer.cancel()
                 await session.close()
