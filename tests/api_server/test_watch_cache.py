@@ -124,3 +124,17 @@ async def test_a_cancelled_watch_stops_even_when_an_event_arrives_at_once() -> N
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(task), 2)
         assert task.cancelled()
+
+
+async def test_a_client_that_goes_away_releases_its_watch(tmp_path: Path) -> None:
+    """With nothing to send, only handler cancellation notices a closed connection."""
+    import aiohttp
+
+    async with api_server(tmp_path) as api:
+        cache = api.server.cache_for(api.server.registry.get("", "v1", "configmaps"))
+        async with aiohttp.ClientSession() as session:
+            resp = await session.get(f"{api.url}/api/v1/namespaces/default/configmaps",
+                                     params={"watch": "true", "resourceVersion": "0"})
+            await _until(lambda: cache.watcher_count == 1)
+            resp.close()  # the client goes away; the server has nothing to write
+        await _until(lambda: cache.watcher_count == 0, timeout=5)

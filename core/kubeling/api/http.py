@@ -62,8 +62,10 @@ class HttpFront:
         for method, path, handler in self.extra_routes:
             app.router.add_route(method, path, handler)
         app.router.add_route("*", "/{tail:.*}", self._handle)
+        # handler_cancellation: a client that goes away (Ctrl-C on `kubectl logs -f`)
+        # cancels its handler, which closes the watch or the link to the node agent
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
+                                     shutdown_timeout=1.0, handler_cancellation=True)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
