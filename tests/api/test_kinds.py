@@ -46,8 +46,8 @@ def ago(seconds: int) -> str:
 
 def create(strategy: Strategy, obj: Obj, *, namespaced: bool = True) -> list[str]:
     """Run the create steps of the pipeline; the causes as ``field: message``."""
-    strategy.prepare_for_create(obj)
     strategy.default(obj)
+    strategy.prepare_for_create(obj)
     return [str(c) for c in strategy.validate(obj, namespaced=namespaced)]
 
 
@@ -58,8 +58,8 @@ def created(strategy: Strategy, obj: Obj, *, namespaced: bool = True) -> Obj:
 
 
 def update(strategy: Strategy, new: Obj, old: Obj, *, namespaced: bool = True) -> list[str]:
-    strategy.prepare_for_update(new, old)
     strategy.default(new)
+    strategy.prepare_for_update(new, old)
     return [str(c) for c in strategy.validate_update(new, old, namespaced=namespaced)]
 
 

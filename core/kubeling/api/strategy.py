@@ -3,10 +3,11 @@
 A strategy works on JSON-shaped dicts (the API server's working form of an object).  The
 pipeline calls, in this order:
 
-* create: ``prepare_for_create`` -> ``default`` -> (mutating admission) -> ``validate``
-  -> (validating admission) -> storage;
-* update of the object: ``prepare_for_update`` -> ``default`` -> (admission) ->
-  ``validate_update``;
+* create: ``default`` -> (mutating admission) -> ``prepare_for_create`` -> ``validate``
+  -> (validating admission) -> storage (Kubernetes' order: defaults at decoding, then
+  admission, then the registry's preparation);
+* update of the object: ``default`` -> (mutating admission) -> ``prepare_for_update`` ->
+  ``validate_update`` -> (validating admission);
 * update of ``status``: ``prepare_for_status_update`` -> ``validate_status_update``;
 * delete: ``deletion_grace_period`` decides between an immediate delete and a graceful one
   (``deletionTimestamp`` set, the object kept until its owner finishes it), and
