@@ -77,22 +77,26 @@ class Milestones:
 
     async def run(self, started: float) -> None:
         while True:
-            created = bound = running = 0
-            for pod in self.nodes.pods.list():
-                if pod["spec"]["containers"][0]["image"] != self.image or \
-                        pod["metadata"].get("deletionTimestamp"):
-                    continue
-                created += 1
-                if pod["spec"].get("nodeName"):
-                    bound += 1
-                if (pod.get("status") or {}).get("phase") == "Running":
-                    running += 1
-            now = time.perf_counter() - started
-            for name, count in (("created", created), ("bound", bound),
-                                ("running", running)):
-                if count >= self.replicas and name not in self.times:
-                    self.times[name] = now
+            self.sample(started)
             await asyncio.sleep(0.5)
+
+    def sample(self, started: float) -> None:
+        """Count the pods of the new template now; note counts reached."""
+        created = bound = running = 0
+        for pod in self.nodes.pods.list():
+            if pod["spec"]["containers"][0]["image"] != self.image or \
+                    pod["metadata"].get("deletionTimestamp"):
+                continue
+            created += 1
+            if pod["spec"].get("nodeName"):
+                bound += 1
+            if (pod.get("status") or {}).get("phase") == "Running":
+                running += 1
+        now = time.perf_counter() - started
+        for name, count in (("created", created), ("bound", bound),
+                            ("running", running)):
+            if count >= self.replicas and name not in self.times:
+                self.times[name] = now
 
 
 async def wait_rolled_out(client: Client, timeout: float) -> dict[str, Any]:
@@ -129,6 +133,7 @@ async def measured(cluster: Any, nodes: StandInNodes, replicas: int, image: str,
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
+    milestones.sample(started)
     return elapsed, milestones.times, cpu_seconds() - cpu
 
 
