@@ -20,7 +20,12 @@ Where the time goes: reconciles, retries and time inside reconcile per controlle
 stand-in's writes, the process's CPU time, and with ``--profile`` CPU time by package
 (API server, storage, controllers, client and informers, stand-in nodes, other).
 
-Usage: ``python bench/controllers.py [--replicas 5000] [--nodes 100] [--profile]``
+With ``--mode hollow`` the same Deployment runs in a real ``kubeling up`` process with the
+real scheduler and the ``hollow_nodes`` component instead of stand-ins (the node agent,
+proxy and DNS components off); its CPU time is read from ``/proc``.
+
+Usage: ``python bench/controllers.py [--replicas 5000] [--nodes 100] [--profile]
+[--mode standin|hollow|both]``
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import os
 import pstats
 import resource
 import tempfile
@@ -39,7 +45,7 @@ from typing import Any
 from kubeling_controllers_default.testing import StandInNodes, controller_cluster
 
 from kubeling.client import Client
-from kubeling.client.resources import DEPLOYMENTS, PODS
+from kubeling.client.resources import DEPLOYMENTS, NODES, PODS
 
 NAMESPACE = "default"
 
@@ -201,6 +207,47 @@ async def baseline_run(data: Path, replicas: int, node_count: int) -> tuple[floa
         return time.perf_counter() - started, cpu_seconds() - cpu
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def hollow_run(data: Path, replicas: int, node_count: int, timeout: float
+                     ) -> dict[str, Any]:
+    """The Deployment in ``kubeling up`` with the scheduler and hollow nodes."""
+    from kubeling.client import HttpTransport
+    from kubeling.testing.cluster import KubelingProcess
+
+    per_node = max(110, 2 * replicas // max(node_count, 1) + 10)
+    config = {"hollow_nodes": {"count": node_count, "pods": per_node},
+              "components": {"disabled": ["kubelet", "proxy", "dns"]}}
+    proc = await asyncio.to_thread(KubelingProcess(data, config=config).start, 120.0)
+    client = Client(HttpTransport(proc.url))
+    try:
+        while True:  # wait for the nodes to register
+            nodes = await client.list(NODES)
+            if len(nodes["items"]) >= node_count:
+                break
+            await asyncio.sleep(0.5)
+        out: dict[str, Any] = {}
+        for phase, change in (("up", None), ("roll", "bench:2")):
+            cpu = process_cpu(proc.pid)
+            started = time.perf_counter()
+            if change is None:
+                await client.create(DEPLOYMENTS, deployment(replicas), NAMESPACE)
+            else:
+                await client.patch(DEPLOYMENTS, "bench", {"spec": {"template": {"spec": {
+                    "containers": [{"name": "c", "image": change}]}}}}, NAMESPACE,
+                    type="strategic")
+            await wait_rolled_out(client, timeout)
+            out[phase] = (time.perf_counter() - started, process_cpu(proc.pid) - cpu)
+        return out
+    finally:
+        await client.close()
+        await asyncio.to_thread(proc.stop)
+
+
 PACKAGES = (("API server", ("kubeling/api/",)), ("storage", ("kubeling_storage_sqlite",)),
             ("controllers", ("kubeling_controllers_default/",)),
             ("client+informers", ("kubeling/client/",)),
@@ -231,7 +278,21 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="CPU time by package (slows everything down)")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--mode", choices=("standin", "hollow", "both"), default="standin")
     args = parser.parse_args()
+    if args.mode in ("hollow", "both"):
+        with tempfile.TemporaryDirectory(prefix="bench-controllers-") as tmp:
+            hollow = asyncio.run(hollow_run(Path(tmp), args.replicas, args.nodes,
+                                            args.timeout))
+        n = args.replicas
+        print(f"kubeling up (scheduler, controller manager, {args.nodes} hollow nodes): "
+              f"{n} replicas")
+        for phase, label in (("up", "scale-up to Available"), ("roll", "rolling update")):
+            seconds, cpu = hollow[phase]
+            print(f"  {label:<23} {seconds:8.1f} s  {n / seconds:8.0f} pods/s   "
+                  f"(process CPU {cpu:.1f} s)")
+        if args.mode == "hollow":
+            return
     profile = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory(prefix="bench-controllers-") as tmp:
         if profile is not None:
