@@ -878,11 +878,10 @@ class Handlers:
                                 ) -> ApiResponse:
         options = self._delete_options(req)
         flt = self._filter(t, req)
-        cache = self.server.cache_for(t.kind)
-        current = await self.storage.current_revision()
-        await cache.wait_for(current, 3.0)
+        # a consistent read from storage: the cache may lag (and would make us wait)
+        matching, current, _ = await self._list_storage(t.kind, flt, 0, None, 0)
         deleted = []
-        for cached in cache.list(flt):
+        for cached in matching:
             meta = cached.obj["metadata"]
             target = Target(t.kind, meta.get("namespace"), meta["name"], None)
             try:
