@@ -18,6 +18,7 @@ domains (2048 characters in all) are kept, as Kubernetes does.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,11 @@ __all__ = [
     "DEFAULT_CLUSTER_DNS",
     "DEFAULT_CLUSTER_DOMAIN",
     "DnsSettings",
+    "cluster_dns_from_config",
+    "host_settings",
     "parse_resolv_conf",
     "pod_resolv_conf",
+    "pod_settings",
     "render_resolv_conf",
 ]
 
@@ -152,6 +156,41 @@ def pod_settings(pod: dict[str, Any], *, cluster_dns: Sequence[str] = DEFAULT_CL
                        options=tuple(options))
 
 
+def host_settings(path: str | Path = "/etc/resolv.conf") -> DnsSettings:
+    """The host's resolv.conf as pods may use it: loopback nameservers (a local stub
+    resolver such as systemd-resolved's 127.0.0.53) are dropped, since a pod's loopback is
+    its own; a missing file means no settings."""
+    try:
+        host = parse_resolv_conf(Path(path).read_text())
+    except OSError:
+        return DnsSettings()
+    usable = tuple(ns for ns in host.nameservers if not _is_loopback(ns))
+    return attrs.evolve(host, nameservers=usable)
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def cluster_dns_from_config(config: Any) -> tuple[list[str], str]:
+    """The cluster DNS nameservers and domain a node agent hands to ClusterFirst pods when
+    its own settings leave them open: the ``dns`` section's ``service_ip`` and
+    ``cluster_domain`` when cluster DNS runs with this config (the section exists and is
+    enabled, the service proxy that carries queries to it is on, and the ``dns`` component
+    is not disabled); otherwise no nameservers (pods then use the host's resolvers)."""
+    dns = config.section("dns") if hasattr(config, "section") else None
+    proxy = getattr(config, "proxy", None)
+    components = getattr(config, "components", None)
+    disabled = set(getattr(components, "disabled", ()) or ())
+    if dns is None or not getattr(dns, "enabled", False) or "dns" in disabled \
+            or not getattr(proxy, "enabled", False) or "proxy" in disabled:
+        return [], getattr(dns, "cluster_domain", DEFAULT_CLUSTER_DOMAIN)
+    return [str(dns.service_ip)], str(dns.cluster_domain)
+
+
 def pod_resolv_conf(pod: dict[str, Any], *, cluster_dns: Sequence[str] = DEFAULT_CLUSTER_DNS,
                     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN,
                     host_resolv_conf: str | Path = "/etc/resolv.conf") -> str:
@@ -164,9 +203,6 @@ def pod_resolv_conf(pod: dict[str, Any], *, cluster_dns: Sequence[str] = DEFAULT
     :param host_resolv_conf: the host's resolv.conf (the kubelet's ``--resolv-conf``); a
         missing file means no host settings.
     """
-    try:
-        host = parse_resolv_conf(Path(host_resolv_conf).read_text())
-    except OSError:
-        host = DnsSettings()
     return render_resolv_conf(pod_settings(pod, cluster_dns=cluster_dns,
-                                           cluster_domain=cluster_domain, host=host))
+                                           cluster_domain=cluster_domain,
+                                           host=host_settings(host_resolv_conf)))

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from kubeling.dnsconfig import parse_resolv_conf, pod_resolv_conf
+from kubeling.dnsconfig import (
+    cluster_dns_from_config,
+    host_settings,
+    parse_resolv_conf,
+    pod_resolv_conf,
+)
 
 
 @pytest.fixture
@@ -76,3 +81,35 @@ def test_limits(host_conf: Path) -> None:
 def test_missing_host_file(tmp_path: Path) -> None:
     text = pod_resolv_conf(pod(dnsPolicy="Default"), host_resolv_conf=tmp_path / "none")
     assert text == "\n"
+
+
+def test_host_loopback_resolvers_are_not_given_to_pods(tmp_path: Path) -> None:
+    path = tmp_path / "resolv.conf"
+    path.write_text("nameserver 127.0.0.53\nnameserver ::1\nnameserver 192.0.2.7\n"
+                    "search lan\n")
+    settings = host_settings(path)
+    assert settings.nameservers == ("192.0.2.7",)
+    assert settings.searches == ("lan",)
+    text = pod_resolv_conf(pod(dnsPolicy="Default"), host_resolv_conf=path)
+    assert "127.0.0.53" not in text and "nameserver 192.0.2.7" in text
+
+
+def config_with(**data: object) -> object:
+    from kubeling.config import load_config
+    from kubeling.plugins import PluginHost
+
+    host = PluginHost()
+    host.load()
+    host.collect()
+    return load_config(data, host.config_class)
+
+
+def test_cluster_dns_follows_the_dns_section() -> None:
+    pytest.importorskip("kubeling_dns")
+    assert cluster_dns_from_config(config_with()) == (["10.96.0.10"], "cluster.local")
+    custom = config_with(dns={"service_ip": "10.96.0.53", "cluster_domain": "corp.test"})
+    assert cluster_dns_from_config(custom) == (["10.96.0.53"], "corp.test")
+    assert cluster_dns_from_config(config_with(dns={"enabled": False}))[0] == []
+    assert cluster_dns_from_config(config_with(proxy={"enabled": False}))[0] == []
+    assert cluster_dns_from_config(config_with(components={"disabled": ["dns"]}))[0] == []
+    assert cluster_dns_from_config(None) == ([], "cluster.local")

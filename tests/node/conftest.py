@@ -85,7 +85,8 @@ class NodeCluster:
     """A ``kubeling up`` with a node of its own, and kubectl helpers."""
 
     def __init__(self, data_dir: Path, images: dict[str, str], node: str,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None,
+                 sections: dict[str, Any] | None = None) -> None:
         self.node = node
         self.images = images
         self.image = images["busybox"]
@@ -93,6 +94,7 @@ class NodeCluster:
             "node": {"name": node, "runtime": "docker",
                      "docker": {"pause_image": images["pause"], "offline": True}},
             "kubelet": {"status_update_seconds": 2.0, **(extra or {})},
+            **(sections or {}),
         }
         self.proc = KubelingProcess(data_dir, config=config)
         self.data_dir = data_dir

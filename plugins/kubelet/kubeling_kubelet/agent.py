@@ -32,6 +32,7 @@ from kubeling.client.resources import (
     PODS,
     SECRETS,
 )
+from kubeling.dnsconfig import cluster_dns_from_config, host_settings
 from kubeling.runtime import ContainerRuntimeError, Runtime
 from kubeling_kubelet import node as node_facts
 from kubeling_kubelet.volumes import VolumeManager
@@ -79,9 +80,16 @@ class KubeletSettings:
     lease_renew_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     status_update_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     relist_seconds: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
-    cluster_dns: list[str] = attrs.field(factory=list)
-    """Nameservers for ClusterFirst pods; empty keeps the runtime's default resolver."""
-    cluster_domain: str = "cluster.local"
+    cluster_dns: list[str] | None = None
+    """Nameservers for ClusterFirst pods (the kubelet's ``clusterDNS``); default: the
+    ``dns`` section's ``service_ip`` when cluster DNS runs in this config; empty: pods use
+    the host's resolvers."""
+    cluster_domain: str | None = None
+    """The cluster domain for pods' search paths; default: the ``dns`` section's, else
+    ``cluster.local``."""
+    resolv_conf: str = "/etc/resolv.conf"
+    """The host's resolver configuration (the kubelet's ``--resolv-conf``): what
+    ``dnsPolicy: Default`` pods get, and the search paths appended for ClusterFirst ones."""
     labels: dict[str, str] = attrs.field(factory=dict)
     """Extra labels of the Node."""
 
@@ -111,8 +119,11 @@ class Kubelet:
         self.secret_path = Path(settings.secret_file).expanduser() if settings.secret_file \
             else data_dir / SECRET_FILE
         self.host_ip = node_facts.host_ip()
-        self.cluster_dns = list(settings.cluster_dns)
-        self.cluster_domain = settings.cluster_domain
+        auto_dns, auto_domain = cluster_dns_from_config(getattr(ctx, "config", None))
+        self.cluster_dns = auto_dns if settings.cluster_dns is None \
+            else list(settings.cluster_dns)
+        self.cluster_domain = settings.cluster_domain or auto_domain
+        self.host_dns = host_settings(settings.resolv_conf)
         self.allocatable: dict[str, str] = {}
         self.workers: dict[str, PodWorker] = {}
         self.client: Any = None

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from kubeling.api.errors import ApiError
 from kubeling.api.quantity import milli_value, value
 from kubeling.client.resources import PODS
+from kubeling.dnsconfig import pod_settings
 from kubeling.runtime import (
     ContainerConfig,
     ContainerRuntimeError,
@@ -338,21 +339,8 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         namespace = meta.get("namespace") or "default"
         host_network = bool(spec.get("hostNetwork"))
-        servers: list[str] = []
-        searches: list[str] = []
-        options: list[str] = []
-        policy = spec.get("dnsPolicy") or "ClusterFirst"
-        if policy in ("ClusterFirst", "ClusterFirstWithHostNet") and self.agent.cluster_dns \
-                and (not host_network or policy == "ClusterFirstWithHostNet"):
-            domain = self.agent.cluster_domain
-            servers = list(self.agent.cluster_dns)
-            searches = [f"{namespace}.svc.{domain}", f"svc.{domain}", domain]
-            options = ["ndots:5"]
-        dns_config = spec.get("dnsConfig") or {}
-        servers += list(dns_config.get("nameservers") or [])
-        searches += list(dns_config.get("searches") or [])
-        options += [f"{o['name']}:{o['value']}" if o.get("value") else o.get("name", "")
-                    for o in dns_config.get("options") or []]
+        dns = pod_settings(self.pod, cluster_dns=self.agent.cluster_dns,
+                           cluster_domain=self.agent.cluster_domain, host=self.agent.host_dns)
         aliases = [(alias.get("ip", ""), name) for alias in spec.get("hostAliases") or []
                    for name in alias.get("hostnames") or []]
         ports = [PortMapping(container_port=int(p.get("containerPort") or 0),
@@ -364,8 +352,8 @@ class PodWorker:
         return PodSandboxConfig(
             name=meta["name"], namespace=namespace, uid=self.uid, attempt=attempt,
             hostname=(spec.get("hostname") or meta["name"])[:63],
-            host_network=host_network, labels=self.base_labels(), dns_servers=servers,
-            dns_searches=searches, dns_options=options, host_aliases=aliases,
+            host_network=host_network, labels=self.base_labels(), dns_servers=dns.nameservers,
+            dns_searches=dns.searches, dns_options=dns.options, host_aliases=aliases,
             port_mappings=ports, sysctls=sysctls)
 
     # -- containers ---------------------------------------------------------------------
