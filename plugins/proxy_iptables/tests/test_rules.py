@@ -271,3 +271,46 @@ async def test_dual_stack_service_is_programmed_in_both_families(netns: str) -> 
     await proxier.cleanup()
     assert "KUBE-" not in subprocess.run(["ip", "netns", "exec", netns, "ip6tables-save"],
                                          capture_output=True, text=True).stdout
+
+
+@needs_netns
+async def test_first_ipv6_service_arriving_in_a_partial_sync(netns: str) -> None:
+    proxier = IptablesProxier(IptablesSettings(netns=netns))
+    if True not in proxier.families:
+        pytest.skip("ip6tables-restore is not installed")
+    v4 = port("only4", "10.96.6.1")
+    await proxier.sync(ProxyState({v4.name: v4}, {v4.name: eps(1)}))
+    name = ServicePortName("default", "dual", "http", "TCP")
+    dual = ServicePort(name=name, cluster_ips=("10.96.6.2", "fd00:10::6"), port=80,
+                       protocol="TCP")
+    endpoints = (Endpoint(ip="10.244.1.9", port=8080), Endpoint(ip="fd00:244::9", port=8080))
+    result = await proxier.sync(ProxyState({v4.name: v4, name: dual},
+                                           {v4.name: eps(1), name: endpoints}),
+                                frozenset({"default/dual"}))
+    assert result.services >= 1
+    v6 = subprocess.run(["ip", "netns", "exec", netns, "ip6tables-save", "-t", "nat"],
+                        capture_output=True, text=True, check=True).stdout
+    assert "-d fd00:10::6/128" in v6 and "[fd00:244::9]:8080" in v6
+    assert "-d 10.96.6.2/32" in save(netns) and "-d 10.96.6.1/32" in save(netns)
+    await proxier.cleanup()
+
+
+@needs_netns
+async def test_a_partial_sync_looks_only_at_the_changed_services(
+        netns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubeling_proxy_iptables import proxier as module
+
+    proxier = IptablesProxier(IptablesSettings(netns=netns))
+    services = [port(f"s{i}", f"10.96.7.{i}") for i in range(1, 51)]
+    endpoints = {p.name: eps(2) for p in services}
+    await proxier.sync(ProxyState({p.name: p for p in services}, endpoints))
+    looked: list[str] = []
+    real = module._has_family
+    monkeypatch.setattr(module, "_has_family",
+                        lambda p, v6: looked.append(p.name.service) or real(p, v6))
+    endpoints[services[9].name] = eps(1)
+    await proxier.sync(ProxyState({p.name: p for p in services}, endpoints),
+                       frozenset({"default/s10"}))
+    assert set(looked) == {"default/s10"}
+    assert save(netns).count(":KUBE-SEP-") == 99
+    await proxier.cleanup()
