@@ -115,6 +115,9 @@ def test_service_names_resolve_inside_a_pod(dns_cluster: tuple[NodeCluster, str]
         "searches": ["default.svc.cluster.local", "svc.cluster.local", "cluster.local"],
         "options": [{"name": "ndots", "value": "5"}]}))
     cluster.wait_pod("dns-lookup", running_and_ready, what="dns-lookup Running")
+    # the Service existed before the pod: its variables are in the pod's environment
+    env = cluster.kubectl("exec", "dns-lookup", "--", "env").stdout.splitlines()
+    assert f"WEB_SERVICE_HOST={ip}" in env and "WEB_SERVICE_PORT=80" in env
 
     def lookup(name: str) -> str:
         result = cluster.kubectl("exec", "dns-lookup", "--", "/bin/busybox", "nslookup", name,

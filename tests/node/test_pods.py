@@ -464,6 +464,10 @@ def test_env_and_volumes_with_live_updates(cluster: NodeCluster) -> None:
     assert env["POD_NAME"] == "envvol" and env["POD_IP"] == live["status"]["podIP"]
     assert env["MEM"] == "64" and env["MESSAGE"] == "hello from envvol"
     assert env["CM_color"] == "blue"
+    kubernetes = cluster.get("service", "kubernetes")["spec"]["clusterIP"]
+    assert env["KUBERNETES_SERVICE_HOST"] == kubernetes  # service links
+    assert env["KUBERNETES_SERVICE_PORT"] == "443"
+    assert env["KUBERNETES_PORT"] == f"tcp://{kubernetes}:443"
 
     def cat(path: str) -> str:
         return cluster.kubectl("exec", "envvol", "--", "cat", path).stdout

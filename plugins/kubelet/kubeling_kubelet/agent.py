@@ -31,6 +31,7 @@ from kubeling.client.resources import (
     NODES,
     PODS,
     SECRETS,
+    SERVICES,
 )
 from kubeling.dnsconfig import cluster_dns_from_config, host_settings
 from kubeling.runtime import ContainerRuntimeError, Runtime
@@ -134,6 +135,7 @@ class Kubelet:
                                      secret=self.lookup_secret)
         self._pods_informer: Any = None
         self._configmaps: Any = None
+        self._services: Any = None
         self._secrets: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._runtime_ok = True
@@ -184,6 +186,8 @@ class Kubelet:
             inf.add_handler(on_add=self._on_config, on_update=lambda _o, n: self._on_config(n),
                             on_delete=self._on_config)
             inf.start()
+        self._services = informers.informer(SERVICES)  # for pods' service variables
+        self._services.start()
         self._pods_informer = informers.informer(
             PODS, field_selector=f"spec.nodeName={self.node_name}")
         self._pods_informer.add_handler(on_add=self._on_pod,
@@ -191,7 +195,7 @@ class Kubelet:
                                         on_delete=self._on_pod_deleted)
         self._pods_informer.start()
         await asyncio.gather(self._configmaps.wait_synced(), self._secrets.wait_synced(),
-                             self._pods_informer.wait_synced())
+                             self._services.wait_synced(), self._pods_informer.wait_synced())
         self.static = StaticPods(self, self.static_dir)
         mirrors = [p for p in self._pods_informer.list()
                    if MIRROR_ANNOTATION in (p["metadata"].get("annotations") or {})]
@@ -397,6 +401,10 @@ class Kubelet:
 
     def lookup_configmap(self, namespace: str, name: str) -> Obj | None:
         return self._configmaps.get(f"{namespace}/{name}") if self._configmaps else None
+
+    def services(self) -> list[Obj]:
+        """Every Service (the informer's view), for pods' service variables."""
+        return list(self._services.list()) if self._services else []
 
     def lookup_secret(self, namespace: str, name: str) -> Obj | None:
         return self._secrets.get(f"{namespace}/{name}") if self._secrets else None

@@ -9,13 +9,14 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from kubeling.api.quantity import parse_quantity
 
-__all__ = ["EnvError", "expand", "field_value", "resolve_env", "resource_value"]
+__all__ = ["EnvError", "expand", "field_value", "pod_services", "resolve_env",
+           "resource_value", "service_env"]
 
 Obj = dict[str, Any]
 Lookup = Callable[[str, str], Obj | None]
@@ -133,14 +134,79 @@ def _object_keys(obj: Obj, secret: bool) -> dict[str, str]:
     return out
 
 
+MASTER_SERVICES = frozenset({"kubernetes"})
+"""Services of the ``default`` namespace every pod gets variables for."""
+
+
+def _env_name(service_name: str) -> str:
+    return service_name.replace("-", "_").upper()
+
+
+def service_env(services: Iterable[Obj]) -> dict[str, str]:
+    """The Docker-link style variables of Services, as the kubelet sets them:
+    ``<NAME>_SERVICE_HOST``, ``<NAME>_SERVICE_PORT`` (the first port),
+    ``<NAME>_SERVICE_PORT_<PORTNAME>``, and ``<NAME>_PORT``, ``<NAME>_PORT_<port>_<PROTO>``
+    with its ``_PROTO``, ``_PORT`` and ``_ADDR``.  Services without a cluster IP (headless,
+    ExternalName) have none."""
+    env: dict[str, str] = {}
+    for svc in services:
+        spec = svc.get("spec") or {}
+        ip = spec.get("clusterIP") or ""
+        if ip in ("", "None"):
+            continue
+        name = _env_name((svc.get("metadata") or {}).get("name", ""))
+        ports = spec.get("ports") or []
+        env[f"{name}_SERVICE_HOST"] = ip
+        if ports:
+            env[f"{name}_SERVICE_PORT"] = str(ports[0].get("port", ""))
+        for port in ports:
+            if port.get("name"):
+                env[f"{name}_SERVICE_PORT_{_env_name(port['name'])}"] = str(port.get("port", ""))
+        host = f"[{ip}]" if ":" in ip else ip
+        for i, port in enumerate(ports):
+            protocol = (port.get("protocol") or "TCP").lower()
+            number = port.get("port", "")
+            url = f"{protocol}://{host}:{number}"
+            prefix = f"{name}_PORT_{number}_{protocol.upper()}"
+            if i == 0:
+                env[f"{name}_PORT"] = url
+            env[prefix] = url
+            env[f"{prefix}_PROTO"] = protocol
+            env[f"{prefix}_PORT"] = str(number)
+            env[f"{prefix}_ADDR"] = ip
+    return env
+
+
+def pod_services(pod: Obj, services: Iterable[Obj]) -> list[Obj]:
+    """The Services a pod gets variables for: those of its namespace unless
+    ``enableServiceLinks`` is false, and always ``default/kubernetes`` (unless the pod's
+    namespace has its own Service of that name)."""
+    namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+    chosen: dict[str, Obj] = {}
+    for svc in services:
+        meta = svc.get("metadata") or {}
+        name = meta.get("name", "")
+        ns = meta.get("namespace") or "default"
+        if ns == "default" and name in MASTER_SERVICES:
+            chosen.setdefault(name, svc)
+        elif ns == namespace and links:
+            chosen[name] = svc
+    return [chosen[name] for name in sorted(chosen)]
+
+
 def resolve_env(pod: Obj, container: Obj, *, configmap: Lookup, secret: Lookup,
                 pod_ip: str = "", host_ip: str = "",
-                allocatable: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
-    """The container's environment, in order: ``envFrom`` then ``env``, later wins.
+                allocatable: Mapping[str, str] | None = None,
+                services: Iterable[Obj] = ()) -> list[tuple[str, str]]:
+    """The container's environment, in order: ``envFrom`` then ``env``, later wins, then
+    the variables of ``services`` (see :func:`pod_services`) the container does not set;
+    ``$(VAR)`` in ``env`` values may refer to those too.
 
     :raises EnvError: a referenced ConfigMap/Secret or key is missing and not optional.
     """
     namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    links = service_env(services)
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix") or ""
@@ -161,7 +227,7 @@ def resolve_env(pod: Obj, container: Obj, *, configmap: Lookup, secret: Lookup,
     for item in container.get("env") or []:
         name = item.get("name", "")
         if "valueFrom" not in item or item.get("valueFrom") is None:
-            env[name] = expand(str(item.get("value") or ""), env)
+            env[name] = expand(str(item.get("value") or ""), {**links, **env})
             continue
         source = item["valueFrom"]
         if source.get("fieldRef"):
@@ -193,6 +259,8 @@ def resolve_env(pod: Obj, container: Obj, *, configmap: Lookup, secret: Lookup,
                                    f'{namespace}/{ref.get("name", "")}')
                 env[name] = values[key]
                 break
+    for name, value in links.items():
+        env.setdefault(name, value)
     return list(env.items())
 
 

@@ -43,7 +43,7 @@ from kubeling.runtime import (
     SecurityOptions,
 )
 from kubeling_kubelet import status as st
-from kubeling_kubelet.envs import EnvError, expand_all, resolve_env
+from kubeling_kubelet.envs import EnvError, expand_all, pod_services, resolve_env
 from kubeling_kubelet.probes import Prober, ProbeResult, run_handler
 from kubeling_kubelet.volumes import VolumeError
 
@@ -575,7 +575,8 @@ class PodWorker:
         pod_spec = pod.get("spec") or {}
         env = resolve_env(pod, spec, configmap=self.agent.lookup_configmap,
                           secret=self.agent.lookup_secret, pod_ip=self.pod_ip,
-                          host_ip=self.agent.host_ip, allocatable=self.agent.allocatable)
+                          host_ip=self.agent.host_ip, allocatable=self.agent.allocatable,
+                          services=pod_services(pod, self.agent.services()))
         env_map = dict(env)
         mounts = self.agent.volumes.mounts(pod, spec, paths)
         term_path = spec.get("terminationMessagePath") or "/dev/termination-log"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import base64
 
 import pytest
-from kubeling_kubelet.envs import EnvError, expand, resolve_env, resource_value
+from kubeling_kubelet.envs import (
+    EnvError,
+    expand,
+    pod_services,
+    resolve_env,
+    resource_value,
+    service_env,
+)
 
 POD = {"metadata": {"name": "web", "namespace": "ns", "uid": "u-1",
                     "labels": {"app": "web"}, "annotations": {"a/b": "c"}},
@@ -88,3 +95,52 @@ def test_resource_value_defaults_to_allocatable() -> None:
     assert resource_value(pod, "c", "requests.cpu", None, {}) == "0"
     with pytest.raises(EnvError, match='no container "x"'):
         resource_value(pod, "x", "limits.cpu", None, {})
+
+
+def service(namespace: str, name: str, ip: str, *ports: dict) -> dict:
+    return {"metadata": {"namespace": namespace, "name": name},
+            "spec": {"clusterIP": ip, "ports": list(ports)}}
+
+
+SERVICES = [
+    service("default", "kubernetes", "10.96.0.1", {"name": "https", "port": 443}),
+    service("ns", "web-front", "10.96.3.4", {"name": "http", "port": 80},
+            {"name": "dns-udp", "port": 53, "protocol": "UDP"}),
+    service("ns", "headless", "None", {"port": 80}),
+    service("other", "elsewhere", "10.96.9.9", {"port": 80}),
+    service("ns", "v6", "fd00::7", {"port": 8080}),
+]
+
+
+def test_service_variables_as_the_kubelet_sets_them() -> None:
+    chosen = pod_services(POD, SERVICES)
+    assert [s["metadata"]["name"] for s in chosen] == ["headless", "kubernetes", "v6",
+                                                       "web-front"]
+    env = service_env(chosen)
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
+    assert env["KUBERNETES_SERVICE_PORT"] == "443"
+    assert env["KUBERNETES_SERVICE_PORT_HTTPS"] == "443"
+    assert env["KUBERNETES_PORT"] == "tcp://10.96.0.1:443"
+    assert env["KUBERNETES_PORT_443_TCP_ADDR"] == "10.96.0.1"
+    assert env["WEB_FRONT_SERVICE_PORT"] == "80"
+    assert env["WEB_FRONT_SERVICE_PORT_DNS_UDP"] == "53"
+    assert env["WEB_FRONT_PORT_53_UDP"] == "udp://10.96.3.4:53"
+    assert env["WEB_FRONT_PORT_53_UDP_PROTO"] == "udp"
+    assert env["WEB_FRONT_PORT_53_UDP_PORT"] == "53"
+    assert env["V6_PORT"] == "tcp://[fd00::7]:8080"
+    assert not any(k.startswith(("HEADLESS_", "ELSEWHERE_")) for k in env)
+
+
+def test_service_links_can_be_turned_off_but_kubernetes_stays() -> None:
+    pod = {**POD, "spec": {**POD["spec"], "enableServiceLinks": False}}
+    assert [s["metadata"]["name"] for s in pod_services(pod, SERVICES)] == ["kubernetes"]
+
+
+def test_container_env_wins_and_may_refer_to_service_variables() -> None:
+    env = dict(resolve_env(POD, {"name": "app", "env": [
+        {"name": "WEB_FRONT_SERVICE_HOST", "value": "mine"},
+        {"name": "URL", "value": "http://$(KUBERNETES_SERVICE_HOST):$(WEB_FRONT_SERVICE_PORT)"},
+    ]}, configmap=lookup, secret=lookup, services=pod_services(POD, SERVICES)))
+    assert env["WEB_FRONT_SERVICE_HOST"] == "mine"
+    assert env["URL"] == "http://10.96.0.1:80"
+    assert env["KUBERNETES_SERVICE_PORT"] == "443"
