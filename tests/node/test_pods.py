@@ -128,6 +128,18 @@ def test_host_network_pod(cluster: NodeCluster) -> None:
     cluster.kubectl("delete", "pod", "hostnet", "--wait=true")
 
 
+def test_host_port_is_published_and_freed(cluster: NodeCluster) -> None:
+    port = free_port()
+    cluster.apply(simple_pod(cluster, "hostport", HTTPD, container={"ports": [
+        {"containerPort": 8080, "hostPort": port, "hostIP": "127.0.0.1"}]}))
+    cluster.wait_pod("hostport", running_and_ready, what="hostport Running")
+    assert cluster.wait(lambda: http_get(f"http://127.0.0.1:{port}/"), timeout=10,
+                        what="HTTP through the host port") == "hostport\n"
+    cluster.kubectl("delete", "pod", "hostport", "--wait=true")
+    assert cluster.wait(lambda: http_get(f"http://127.0.0.1:{port}/", timeout=1) is None,
+                        timeout=10, what="the host port freed")
+
+
 def test_killed_container_restarts_with_restart_count(cluster: NodeCluster) -> None:
     cluster.apply(simple_pod(cluster, "killme", "echo started; while true; do sleep 1; done"))
     pod = cluster.wait_pod("killme", running_and_ready, what="killme Running")

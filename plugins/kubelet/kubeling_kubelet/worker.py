@@ -345,7 +345,7 @@ class PodWorker:
                    for name in alias.get("hostnames") or []]
         ports = [PortMapping(container_port=int(p.get("containerPort") or 0),
                              protocol=p.get("protocol") or "TCP",
-                             host_port=p.get("hostPort"))
+                             host_port=p.get("hostPort"), host_ip=p.get("hostIP"))
                  for c in self._specs(False) for p in c.get("ports") or []]
         sysctls = {s.get("name", ""): str(s.get("value", ""))
                    for s in (spec.get("securityContext") or {}).get("sysctls") or []}

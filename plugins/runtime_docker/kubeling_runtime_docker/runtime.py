@@ -345,6 +345,17 @@ class DockerRuntime:
             "Labels": labels,
             "HostConfig": host_config,
         }
+        published = [m for m in config.port_mappings if m.host_port]
+        if published and not config.host_network:
+            # hostPort: dockerd publishes the sandbox's port (its own DNAT rules and proxy),
+            # as the CRI runtimes' hostport manager does
+            bindings: dict[str, list[dict[str, str]]] = {}
+            for m in published:
+                key = f"{m.container_port}/{m.protocol.lower()}"
+                bindings.setdefault(key, []).append({"HostIp": m.host_ip or "",
+                                                     "HostPort": str(m.host_port)})
+            body["ExposedPorts"] = {key: {} for key in bindings}
+            host_config["PortBindings"] = bindings
         if config.hostname and not config.host_network:
             body["Hostname"] = config.hostname[:63]
         name = f"k8s_POD_{config.name}_{config.namespace}_{config.uid}_{config.attempt}"
