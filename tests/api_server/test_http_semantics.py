@@ -547,3 +547,23 @@ async def _watch(http: Http, path: str, params: dict[str, str]) -> list[dict[str
                 events.append(json.loads(line))
     return events
 
+
+
+async def test_emptied_metadata_collections_are_omitted(http: Http) -> None:
+    body = cm("emptied")
+    body["metadata"].update({"labels": {"a": "b"}, "annotations": {},
+                             "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap",
+                                                  "name": "owner", "uid": "u-1"}]})
+    status, created, _ = await http.call("POST", "/api/v1/namespaces/default/configmaps",
+                                         body)
+    assert status == 201 and "annotations" not in created["metadata"]
+    status, patched, _ = await http.call(
+        "PATCH", "/api/v1/namespaces/default/configmaps/emptied",
+        {"metadata": {"labels": {"a": None},
+                      "ownerReferences": [{"$patch": "delete", "uid": "u-1"}]}},
+        headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert status == 200, patched
+    assert "labels" not in patched["metadata"]
+    assert "ownerReferences" not in patched["metadata"]
+    _, stored, _ = await http.call("GET", "/api/v1/namespaces/default/configmaps/emptied")
+    assert not {"labels", "ownerReferences", "annotations"} & set(stored["metadata"])

@@ -62,6 +62,17 @@ PATCH_TYPES = (
 BODY_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 MAX_CONFLICT_RETRIES = 20
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_OMITTED_WHEN_EMPTY = ("labels", "annotations", "ownerReferences", "finalizers",
+                       "managedFields", "generateName")
+
+
+def _drop_empty_meta(meta: Obj) -> None:
+    """Drop empty collections from ObjectMeta, as Kubernetes' JSON (``omitempty``) does:
+    a patch that removes the last label or owner reference leaves no ``labels: {}`` or
+    ``ownerReferences: []`` behind."""
+    for key in _OMITTED_WHEN_EMPTY:
+        if key in meta and meta[key] in ({}, [], None, ""):
+            del meta[key]
 
 
 @attrs.frozen
@@ -473,6 +484,7 @@ class Handlers:
                 raise ApiError.bad_request("the namespace of the provided object does not match "
                                            "the namespace sent on the request")
             meta["namespace"] = t.namespace or ns
+        _drop_empty_meta(meta)
         generate = meta.get("generateName")
         if not meta.get("name") and generate:
             meta["name"] = generate + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
@@ -753,6 +765,7 @@ class Handlers:
                 meta.pop(key, None)
         meta.pop("selfLink", None)
         meta.pop("resourceVersion", None)
+        _drop_empty_meta(meta)
 
     # -- delete -------------------------------------------------------------------------------
 
