@@ -23,8 +23,8 @@ from typing import Any
 
 from kubeling.client import ApiError
 from kubeling_controllers_default.base import Controller, ControllerContext
-from kubeling_controllers_default.deployment import template_hash
 from kubeling_controllers_default.expectations import UIDTrackingExpectations
+from kubeling_controllers_default.history import REVISION_HASH, RevisionHistory
 from kubeling_controllers_default.indexes import (
     BY_CONTROLLER,
     BY_NAMESPACE,
@@ -47,7 +47,6 @@ from kubeling_controllers_default.util import (
     meta,
     node_matches_pod,
     ns_name,
-    owner_ref,
     pod_from_template,
     selector_of,
     tolerates,
@@ -57,7 +56,6 @@ __all__ = ["DaemonSetController", "daemon_tolerations", "should_run"]
 
 Obj = dict[str, Any]
 
-REVISION_HASH = "controller-revision-hash"
 TEMPLATE_GENERATION = "pod-template-generation"
 
 
@@ -133,8 +131,9 @@ class DaemonSetController(Controller):
         self.revisions = self.informer(CONTROLLERREVISIONS)
         self.ds_by_ns = ctx.index(DAEMONSETS, BY_NAMESPACE, by_namespace)
         self.pods_by_controller = ctx.index(PODS, BY_CONTROLLER, by_controller)
-        self.revisions_by_controller = ctx.index(CONTROLLERREVISIONS, BY_CONTROLLER,
-                                                 by_controller)
+        self.history = RevisionHistory(
+            self.client, DAEMONSETS,
+            ctx.index(CONTROLLERREVISIONS, BY_CONTROLLER, by_controller))
         self.daemonsets.add_handler(on_add=self.enqueue,
                                     on_update=lambda _o, n: self.enqueue(n),
                                     on_delete=self.enqueue)
@@ -205,100 +204,6 @@ class DaemonSetController(Controller):
             self.expectations.deletion_observed_of(ns_name(ds), ns_name(pod))
             self.enqueue(ds)
 
-    # -- history ---------------------------------------------------------------------------
-
-    async def _history(self, ds: Obj) -> tuple[Obj, list[Obj]]:
-        """(the current ControllerRevision, the older ones), creating the current one."""
-        m = meta(ds)
-        candidates = [*self.revisions_by_controller.get(str(m.get("uid"))),
-                      *self.revisions_by_controller.get(orphans_key(m.get("namespace")))]
-        selector = selector_of(ds)
-        assert selector is not None
-        revisions = await claim(ds, selector, candidates,
-                                adopt=lambda r: self._patch_owner(r, ds, adopt=True),
-                                release=lambda r: self._patch_owner(r, ds, adopt=False),
-                                can_adopt=lambda: self._can_adopt(ds))
-        template = (ds.get("spec") or {}).get("template") or {}
-        data = {"spec": {"template": {**copy.deepcopy(template), "$patch": "replace"}}}
-        current = [r for r in revisions if r.get("data") == data]
-        others = [r for r in revisions if r.get("data") != data]
-        top = max((int(r.get("revision") or 0) for r in revisions), default=0)
-        if current:
-            current.sort(key=lambda r: int(r.get("revision") or 0))
-            chosen = current[-1]
-            for dup in current[:-1]:
-                await self._delete_revision(dup)
-            if int(chosen.get("revision") or 0) < top:
-                chosen = await self.client.update(CONTROLLERREVISIONS,
-                                                  {**chosen, "revision": top + 1})
-            return chosen, others
-        collisions = int((ds.get("status") or {}).get("collisionCount") or 0)
-        digest = template_hash(template, collisions)
-        labels = {**(((template.get("metadata") or {}).get("labels")) or {}),
-                  REVISION_HASH: digest}
-        body = {"apiVersion": "apps/v1", "kind": "ControllerRevision",
-                "metadata": {"name": f"{m['name']}-{digest}", "namespace": m["namespace"],
-                             "labels": labels, "ownerReferences": [owner_ref(ds)]},
-                "data": data, "revision": top + 1}
-        try:
-            created = await self.client.create(CONTROLLERREVISIONS, body, m["namespace"])
-        except ApiError as exc:
-            if exc.code == 409 and exc.reason == "AlreadyExists":
-                found = await self.client.get(CONTROLLERREVISIONS, body["metadata"]["name"],
-                                              m["namespace"])
-                if found.get("data") == data and \
-                        (controller_ref(found) or {}).get("uid") == m.get("uid"):
-                    return found, others
-                await self.client.update_status(DAEMONSETS, {**ds, "status": {
-                    **(ds.get("status") or {}), "collisionCount": collisions + 1}})
-            raise
-        return created, others
-
-    async def _can_adopt(self, ds: Obj) -> bool:
-        m = meta(ds)
-        try:
-            fresh = await self.client.get(DAEMONSETS, m["name"], m["namespace"])
-        except ApiError as exc:
-            if exc.code == 404:
-                return False
-            raise
-        return meta(fresh).get("uid") == m.get("uid") and \
-            meta(fresh).get("deletionTimestamp") is None
-
-    async def _patch_owner(self, obj: Obj, ds: Obj, *, adopt: bool) -> Obj | None:
-        m = meta(obj)
-        refs = [owner_ref(ds)] if adopt else [{"$patch": "delete", "uid": meta(ds)["uid"]}]
-        try:
-            return await self.client.patch(CONTROLLERREVISIONS, m["name"],
-                                           {"metadata": {"ownerReferences": refs,
-                                                         "uid": m.get("uid")}},
-                                           m["namespace"], type="strategic")
-        except ApiError as exc:
-            if exc.code == 404:
-                return None
-            raise
-
-    async def _delete_revision(self, revision: Obj) -> None:
-        m = meta(revision)
-        try:
-            await self.client.delete(CONTROLLERREVISIONS, m["name"], m["namespace"],
-                                     preconditions={"uid": m.get("uid")})
-        except ApiError as exc:
-            if exc.code not in (404, 409):
-                raise
-
-    async def _cleanup_history(self, ds: Obj, old: list[Obj], pods: list[Obj]) -> None:
-        limit = int((ds.get("spec") or {}).get("revisionHistoryLimit") or 0)
-        in_use = {(meta(p).get("labels") or {}).get(REVISION_HASH) for p in pods}
-        removable = [r for r in old
-                     if (meta(r).get("labels") or {}).get(REVISION_HASH) not in in_use]
-        excess = len(old) - limit
-        if excess <= 0:
-            return
-        removable.sort(key=lambda r: int(r.get("revision") or 0))
-        for revision in removable[:excess]:
-            await self._delete_revision(revision)
-
     # -- reconcile -------------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> None:
@@ -318,10 +223,10 @@ class DaemonSetController(Controller):
         pods = await claim(ds, selector, candidates,
                            adopt=lambda p: self.pod_control.adopt(p, ds),
                            release=lambda p: self.pod_control.release(p, ds),
-                           can_adopt=lambda: self._can_adopt(ds))
+                           can_adopt=lambda: self.history.can_adopt(ds))
         if m.get("deletionTimestamp") is not None:
             return
-        current, old_revisions = await self._history(ds)
+        current, old_revisions = await self.history.sync(ds)
         digest = (meta(current).get("labels") or {}).get(REVISION_HASH, "")
         by_node: dict[str, list[Obj]] = {}
         for pod in pods:
@@ -331,7 +236,8 @@ class DaemonSetController(Controller):
         if self.expectations.satisfied(key):
             await self._manage(ds, key, by_node, digest)
         await self._update_status(ds, by_node, digest)
-        await self._cleanup_history(ds, old_revisions, pods)
+        in_use = {str((meta(p).get("labels") or {}).get(REVISION_HASH)) for p in pods}
+        await self.history.truncate(ds, old_revisions, in_use)
 
     async def _manage(self, ds: Obj, key: str, by_node: dict[str, list[Obj]],
                       digest: str) -> None:
