@@ -1,4 +1,4 @@
-"""kubectl against the kinds served as API objects only: PersistentVolumeClaim,
+"""kubectl against the kinds added beside the controllers' own: PersistentVolumeClaim,
 PersistentVolume, ReplicationController, StatefulSet, Ingress and IngressClass -- the
 columns of ``get`` (and ``-o wide``), ``get all``, ``scale``, ``explain`` and the errors of
 refused updates, as kubectl prints them against a real cluster."""

@@ -87,3 +87,25 @@ async def test_budget_allows_one_disruption_at_a_time(cluster: Any) -> None:
     # the Deployment replaces the evicted pod; then the budget allows one again
     await eventually(allows_one, timeout=10)
     await evict(client, second["metadata"]["name"])
+
+
+async def test_budget_with_a_percentage_counts_the_statefulset_scale(cluster: Any) -> None:
+    from kubeling_controllers_default.resources import STATEFULSETS
+
+    client = cluster.client
+    await cluster.nodes("n1")
+    labels = {"app": "quorum"}
+    await client.create(STATEFULSETS, {"metadata": {"name": "quorum"}, "spec": {
+        "replicas": 3, "serviceName": "quorum", "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels},
+                     "spec": {"containers": [{"name": "c", "image": "i"}]}}}}, "default")
+    await client.create(PODDISRUPTIONBUDGETS, {
+        "metadata": {"name": "quorum"},
+        "spec": {"maxUnavailable": "34%", "selector": {"matchLabels": labels}}}, "default")
+
+    async def allows_one() -> bool:
+        s = (await client.get(PODDISRUPTIONBUDGETS, "quorum", "default")).get("status") or {}
+        return s.get("expectedPods") == 3 and s.get("desiredHealthy") == 1 and \
+            s.get("currentHealthy") == 3 and s.get("disruptionsAllowed") == 2
+
+    await eventually(allows_one, timeout=15)

@@ -247,3 +247,47 @@ async def test_kubectl_daemonset_rollout_status_and_undo(proc: KubelingProcess,
             {"agent:1"}
 
     await eventually(back)
+
+
+async def test_kubectl_statefulset_rollout_scale_and_undo(proc: KubelingProcess,
+                                                          client: Client, nodes: StandInNodes,
+                                                          ns: str) -> None:
+    await nodes.add(f"{ns}-n0")
+    db = {"apiVersion": "apps/v1", "kind": "StatefulSet",
+          "metadata": {"name": "db", "namespace": ns},
+          "spec": {"replicas": 2, "serviceName": "db",
+                   "selector": {"matchLabels": {"app": "db"}},
+                   "template": {"metadata": {"labels": {"app": "db"}},
+                                "spec": {"containers": [{"name": "c", "image": "db:1"}]}}}}
+    await kubectl(proc, "apply", "-f", "-", input=json.dumps(db))
+    status = await kubectl(proc, "-n", ns, "rollout", "status", "statefulset/db",
+                           "--timeout=60s")
+    # partition defaults to 0, and kubectl reports any set partition this way
+    assert status.stdout == "partitioned roll out complete: 2 new pods have been updated...\n"
+    got = await kubectl(proc, "-n", ns, "get", "statefulset", "db")
+    assert got.stdout.split("\n")[1].split()[:2] == ["db", "2/2"]
+    await kubectl(proc, "-n", ns, "set", "image", "statefulset/db", "c=db:2")
+    status = await kubectl(proc, "-n", ns, "rollout", "status", "statefulset/db",
+                           "--timeout=60s")
+    assert status.stdout == "partitioned roll out complete: 2 new pods have been updated...\n"
+    history = await kubectl(proc, "-n", ns, "rollout", "history", "statefulset/db")
+    assert [line.split()[0] for line in history.stdout.splitlines()[2:] if line.strip()] \
+        == ["1", "2"]
+    await kubectl(proc, "-n", ns, "rollout", "undo", "statefulset/db")
+    await kubectl(proc, "-n", ns, "rollout", "status", "statefulset/db", "--timeout=60s")
+    await kubectl(proc, "-n", ns, "scale", "statefulset/db", "--replicas=3")
+    await kubectl(proc, "-n", ns, "rollout", "status", "statefulset/db", "--timeout=60s")
+
+    async def pods() -> dict[str, str]:
+        items = (await client.list(PODS, ns, label_selector="app=db"))["items"]
+        return {p["metadata"]["name"]: p["spec"]["containers"][0]["image"] for p in items
+                if not p["metadata"].get("deletionTimestamp")}
+
+    assert await eventually(lambda: _equals(pods, {"db-0": "db:1", "db-1": "db:1",
+                                                   "db-2": "db:1"}))
+    await kubectl(proc, "-n", ns, "delete", "statefulset", "db", "--wait=true")
+    await eventually(lambda: _equals(pods, {}))
+
+
+async def _equals(get: Any, expected: Any) -> bool:
+    return await get() == expected

@@ -48,6 +48,7 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
     "replicaset": ("replicaset", "ReplicaSetController"),
     "deployment": ("deployment", "DeploymentController"),
     "daemonset": ("daemonset", "DaemonSetController"),
+    "statefulset": ("statefulset", "StatefulSetController"),
     "job": ("job", "JobController"),
     "ttl-after-finished": ("job", "TTLAfterFinishedController"),
     "cronjob": ("cronjob", "CronJobController"),

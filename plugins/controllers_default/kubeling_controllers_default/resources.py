@@ -29,11 +29,13 @@ __all__ = [
     "LEASES",
     "NAMESPACES",
     "NODES",
+    "PERSISTENTVOLUMECLAIMS",
     "PODDISRUPTIONBUDGETS",
     "PODS",
     "REPLICASETS",
     "SERVICEACCOUNTS",
     "SERVICES",
+    "STATEFULSETS",
 ]
 
 DAEMONSETS = Resource(group="apps", version="v1", plural="daemonsets", kind="DaemonSet",
@@ -45,3 +47,7 @@ CRONJOBS = Resource(group="batch", version="v1", plural="cronjobs", kind="CronJo
                     namespaced=True)
 PODDISRUPTIONBUDGETS = Resource(group="policy", version="v1", plural="poddisruptionbudgets",
                                 kind="PodDisruptionBudget", namespaced=True)
+STATEFULSETS = Resource(group="apps", version="v1", plural="statefulsets", kind="StatefulSet",
+                        namespaced=True)
+PERSISTENTVOLUMECLAIMS = Resource(group="", version="v1", plural="persistentvolumeclaims",
+                                  kind="PersistentVolumeClaim", namespaced=True)

@@ -1,11 +1,12 @@
 """Strategy of apps/v1 StatefulSet.
 
-Served as an API object (with ``status`` and ``scale``); kubeling runs no StatefulSet
-controller, so no pods or claims are created for it.  Defaults, validation messages and
-field paths follow the Kubernetes v1.32 API server: as there, the pod template is checked
-for its labels, annotations, ``restartPolicy`` and ``activeDeadlineSeconds`` only, and
-after creation only ``replicas``, ``ordinals``, ``template``, ``updateStrategy``,
-``persistentVolumeClaimRetentionPolicy`` and ``minReadySeconds`` may change.
+Served with ``status`` and ``scale``; the StatefulSet controller of
+``kubeling-controllers-default`` runs its pods and creates its claims.  Defaults,
+validation messages and field paths follow the Kubernetes v1.32 API server: as there, the
+pod template is checked for its labels, annotations, ``restartPolicy`` and
+``activeDeadlineSeconds`` only, and after creation only ``replicas``, ``ordinals``,
+``template``, ``updateStrategy``, ``persistentVolumeClaimRetentionPolicy`` and
+``minReadySeconds`` may change.
 """
 
 from __future__ import annotations
