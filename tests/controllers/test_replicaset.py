@@ -145,3 +145,35 @@ async def _ready(status: Any, n: int) -> bool:
 
 async def _available(status: Any, n: int) -> bool:
     return (await status()).get("availableReplicas") == n
+
+
+async def test_replication_controller_keeps_replicas_and_adopts(cluster: Any) -> None:
+    from kubeling_controllers_default.resources import REPLICATIONCONTROLLERS
+
+    client = cluster.client
+    await cluster.nodes("n1")
+    orphan = await client.create(PODS, {"metadata": {"name": "stray", "labels": {
+        "app": "legacy", "extra": "x"}}, "spec": {"containers": [
+            {"name": "c", "image": "busybox"}]}}, "default")
+    rc = await client.create(REPLICATIONCONTROLLERS, {
+        "apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "legacy"},
+        "spec": {"replicas": 3, "selector": {"app": "legacy"},
+                 "template": {"metadata": {"labels": {"app": "legacy"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}},
+        "default")
+
+    async def settled(n: int) -> bool:
+        got = await client.get(REPLICATIONCONTROLLERS, "legacy", "default")
+        status = got.get("status") or {}
+        return status.get("replicas") == n and status.get("readyReplicas") == n and \
+            status.get("observedGeneration") == got["metadata"]["generation"] and \
+            len(await owned_pods(client, rc)) == n
+
+    await eventually(lambda: settled(3))
+    pods = await owned_pods(client, rc)
+    assert orphan["metadata"]["uid"] in {p["metadata"]["uid"] for p in pods}  # adopted
+    ref = pods[0]["metadata"]["ownerReferences"][0]
+    assert (ref["apiVersion"], ref["kind"], ref["controller"]) == \
+        ("v1", "ReplicationController", True)
+    await client.patch(REPLICATIONCONTROLLERS, "legacy", {"spec": {"replicas": 1}}, "default")
+    await eventually(lambda: settled(1))

@@ -2,7 +2,7 @@
 
 For each budget: the pods its (non-empty) selector picks; the *expected* count (the pods
 themselves for an integer ``minAvailable``, else the scale of their controllers --
-ReplicaSets, the Deployment owning them, or StatefulSets); the
+ReplicaSets, the Deployment owning them, StatefulSets or ReplicationControllers); the
 *desired* healthy count (``minAvailable``, or expected minus ``maxUnavailable``, percentages
 rounded up); the *current* healthy count (ready pods not being deleted and not recently
 evicted); ``disruptionsAllowed`` = current - desired (never negative), the
@@ -24,6 +24,7 @@ from kubeling_controllers_default.resources import (
     PODDISRUPTIONBUDGETS,
     PODS,
     REPLICASETS,
+    REPLICATIONCONTROLLERS,
     STATEFULSETS,
 )
 from kubeling_controllers_default.util import (
@@ -60,12 +61,14 @@ class DisruptionController(Controller):
         self.replicasets = self.informer(REPLICASETS)
         self.deployments = self.informer(DEPLOYMENTS)
         self.statefulsets = self.informer(STATEFULSETS)
+        self.rcs = self.informer(REPLICATIONCONTROLLERS)
         self.budgets_by_ns = ctx.index(PODDISRUPTIONBUDGETS, BY_NAMESPACE, by_namespace)
         self.pods_by_ns = ctx.index(PODS, BY_NAMESPACE, by_namespace)
         self.budgets.add_handler(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n))
         self.pods.add_handler(on_add=self._changed, on_update=lambda o, n: self._changed(n, o),
                               on_delete=self._changed)
-        for informer in (self.replicasets, self.deployments, self.statefulsets):
+        for informer in (self.replicasets, self.deployments, self.statefulsets,
+                         self.rcs):
             informer.add_handler(on_update=lambda _o, n: self._namespace_changed(n))
 
     def _namespace_changed(self, obj: Obj) -> None:
@@ -109,10 +112,11 @@ class DisruptionController(Controller):
                 return 0
             seen.add(str(ref.get("uid")))
             return int((rs.get("spec") or {}).get("replicas") or 0)
-        if kind == "StatefulSet":
-            sts = self.statefulsets.get(f"{namespace}/{ref.get('name')}")
+        if kind in ("StatefulSet", "ReplicationController"):
+            informer = self.statefulsets if kind == "StatefulSet" else self.rcs
+            sts = informer.get(f"{namespace}/{ref.get('name')}")
             if sts is None or meta(sts).get("uid") != ref.get("uid"):
-                raise _NoScale(f"statefulset {ref.get('name')} not found")
+                raise _NoScale(f"{kind.lower()} {ref.get('name')} not found")
             if ref["uid"] in seen:
                 return 0
             seen.add(str(ref["uid"]))

@@ -46,6 +46,7 @@ def _lazy(module: str, cls: str) -> Callable[[Any], Any]:
 
 CONTROLLERS: dict[str, tuple[str, str]] = {
     "replicaset": ("replicaset", "ReplicaSetController"),
+    "replicationcontroller": ("replicaset", "ReplicationControllerController"),
     "deployment": ("deployment", "DeploymentController"),
     "daemonset": ("daemonset", "DaemonSetController"),
     "statefulset": ("statefulset", "StatefulSetController"),

@@ -10,8 +10,10 @@ observedGeneration and the ReplicaFailure condition).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
+from kubeling.api.registry import Resource
+from kubeling.api.selectors import LabelSelector, SelectorError, label_selector_from_dict
 from kubeling.client import ApiError
 from kubeling_controllers_default.base import Controller, ControllerContext
 from kubeling_controllers_default.expectations import UIDTrackingExpectations
@@ -23,7 +25,7 @@ from kubeling_controllers_default.indexes import (
     orphans_key,
 )
 from kubeling_controllers_default.pods import PodControl, claim, slow_start_batch
-from kubeling_controllers_default.resources import PODS, REPLICASETS
+from kubeling_controllers_default.resources import PODS, REPLICASETS, REPLICATIONCONTROLLERS
 from kubeling_controllers_default.util import (
     condition,
     controller_ref,
@@ -40,7 +42,7 @@ from kubeling_controllers_default.util import (
     set_condition,
 )
 
-__all__ = ["ReplicaSetController", "rank_for_deletion"]
+__all__ = ["ReplicaSetController", "ReplicationControllerController", "rank_for_deletion"]
 
 Obj = dict[str, Any]
 
@@ -86,6 +88,15 @@ class ReplicaSetController(Controller):
     name = "replicaset"
     kind_name = "ReplicaSet"
     component = "replicaset-controller"
+    resource: ClassVar[Resource] = REPLICASETS
+
+    def selector_of(self, owner: Obj) -> LabelSelector | None:
+        """The owner's pod selector (None when invalid)."""
+        return selector_of(owner)
+
+    def _owns_api_version(self, api_version: str) -> bool:
+        group = self.resource.group
+        return api_version == "v1" if not group else api_version.startswith(f"{group}/")
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
@@ -94,9 +105,9 @@ class ReplicaSetController(Controller):
         self.pod_control = PodControl(self.client, self.recorder)
         self.expectations = UIDTrackingExpectations(ctx.settings.expectations_timeout_seconds,
                                                     clock=ctx.clock.monotonic)
-        self.owners = self.informer(REPLICASETS)
+        self.owners = self.informer(self.resource)
         self.pods = self.informer(PODS)
-        self.owners_by_ns = ctx.index(REPLICASETS, BY_NAMESPACE, by_namespace)
+        self.owners_by_ns = ctx.index(self.resource, BY_NAMESPACE, by_namespace)
         self.pods_by_controller = ctx.index(PODS, BY_CONTROLLER, by_controller)
         self.owners.add_handler(on_add=self.enqueue, on_update=self._owner_updated,
                                 on_delete=self.enqueue)
@@ -110,7 +121,7 @@ class ReplicaSetController(Controller):
 
     def _resolve(self, namespace: str | None, ref: Any) -> Obj | None:
         if ref is None or ref.get("kind") != self.kind_name or \
-                not str(ref.get("apiVersion", "")).startswith("apps/"):
+                not self._owns_api_version(str(ref.get("apiVersion", ""))):
             return None
         owner = self.owners.get(f"{namespace}/{ref.get('name')}")
         if owner is None or meta(owner).get("uid") != ref.get("uid"):
@@ -121,7 +132,7 @@ class ReplicaSetController(Controller):
         pod_labels = meta(pod).get("labels") or {}
         out = []
         for owner in self.owners_by_ns.get(str(meta(pod).get("namespace") or "")):
-            selector = selector_of(owner)
+            selector = self.selector_of(owner)
             if selector is not None and selector.matches(pod_labels):
                 out.append(owner)
         return out
@@ -184,7 +195,7 @@ class ReplicaSetController(Controller):
     async def _can_adopt(self, owner: Obj) -> bool:
         m = meta(owner)
         try:
-            fresh = await self.client.get(REPLICASETS, m["name"], m["namespace"])
+            fresh = await self.client.get(self.resource, m["name"], m["namespace"])
         except ApiError as exc:
             if exc.code == 404:
                 return False
@@ -198,9 +209,9 @@ class ReplicaSetController(Controller):
             self.expectations.delete(key)
             return
         needs_sync = self.expectations.satisfied(key)
-        selector = selector_of(rs)
+        selector = self.selector_of(rs)
         if selector is None:
-            self.log.warning("replicaset %s has an invalid selector", key)
+            self.log.warning("%s %s has an invalid selector", self.name, key)
             return
         rs_meta = meta(rs)
         candidates = [*self.pods_by_controller.get(str(rs_meta.get("uid"))),
@@ -310,14 +321,35 @@ class ReplicaSetController(Controller):
                     ("conditions" in status or not old.get("conditions")):
                 return current
             try:
-                return await self.client.update_status(REPLICASETS, {**current, "status": status})
+                return await self.client.update_status(self.resource,
+                                                       {**current, "status": status})
             except ApiError as exc:
                 if exc.code != 409 or attempt:
                     if exc.code == 404:
                         return current
                     raise
                 m = meta(current)
-                current = await self.client.get(REPLICASETS, m["name"], m["namespace"])
+                current = await self.client.get(self.resource, m["name"], m["namespace"])
                 if meta(current).get("uid") != m.get("uid"):
                     return current
         return current
+
+
+class ReplicationControllerController(ReplicaSetController):
+    """core/v1 ReplicationControllers: the ReplicaSet logic (Kubernetes runs them through
+    its ReplicaSet code too) with an equality selector, ``spec.selector`` being a label
+    map."""
+
+    name = "replicationcontroller"
+    kind_name = "ReplicationController"
+    component = "replication-controller"
+    resource: ClassVar[Resource] = REPLICATIONCONTROLLERS
+
+    def selector_of(self, owner: Obj) -> LabelSelector | None:
+        labels = (owner.get("spec") or {}).get("selector")
+        if not isinstance(labels, dict) or not labels:
+            return None
+        try:
+            return label_selector_from_dict({"matchLabels": labels})
+        except SelectorError:
+            return None

@@ -33,6 +33,7 @@ __all__ = [
     "PODDISRUPTIONBUDGETS",
     "PODS",
     "REPLICASETS",
+    "REPLICATIONCONTROLLERS",
     "SERVICEACCOUNTS",
     "SERVICES",
     "STATEFULSETS",
@@ -51,3 +52,5 @@ STATEFULSETS = Resource(group="apps", version="v1", plural="statefulsets", kind=
                         namespaced=True)
 PERSISTENTVOLUMECLAIMS = Resource(group="", version="v1", plural="persistentvolumeclaims",
                                   kind="PersistentVolumeClaim", namespaced=True)
+REPLICATIONCONTROLLERS = Resource(group="", version="v1", plural="replicationcontrollers",
+                                  kind="ReplicationController", namespaced=True)

@@ -129,7 +129,7 @@ def builtin_kinds() -> list[KindInfo]:
               module="core_v1", short_names=("sa",)),
         _kind(*core, "Event", "events", EventStrategy(), module="core_v1",
               short_names=("ev",)),
-        # served as API objects only: no controller binds, provisions or runs them
+        # claims and volumes are API objects only: nothing binds or provisions them
         _kind(*core, "PersistentVolumeClaim", "persistentvolumeclaims",
               PersistentVolumeClaimStrategy(), module="core_v1", short_names=("pvc",)),
         _kind(*core, "PersistentVolume", "persistentvolumes", PersistentVolumeStrategy(),

@@ -1,9 +1,9 @@
 """Strategy of core/v1 ReplicationController, the predecessor of ReplicaSet.
 
-Served as an API object (with ``status`` and ``scale``) for the tools that still list it
-(``kubectl apply --prune``'s default list among them); no controller runs its pods.
-Unlike a ReplicaSet, its selector is a plain label map, defaulted from the template's
-labels, and it may change.  Defaults, messages and field paths follow Kubernetes v1.32.
+Served with ``status`` and ``scale``; the ``replicationcontroller`` controller of
+``kubeling-controllers-default`` runs its pods with the ReplicaSet logic.  Unlike a
+ReplicaSet, its selector is a plain label map, defaulted from the template's labels, and
+it may change.  Defaults, messages and field paths follow Kubernetes v1.32.
 """
 
 from __future__ import annotations
