@@ -269,3 +269,25 @@ async def test_own_status_update_does_not_retry_an_unschedulable_pod(env) -> Non
     await asyncio.sleep(1.0)
     events = await env.events("big", "FailedScheduling")
     assert events[0]["count"] == 2  # a real change does give it another try
+
+
+async def test_pods_of_a_service_spread_by_default(env) -> None:
+    from kubeling.client.resources import SERVICES
+
+    await env.nodes(3, cpu="4")
+    packing = Profile(scheduler_name="bin-packing", plugin_config=[PluginConfig(
+        name="NodeResourcesFit", args={"scoringStrategy": {"type": "MostAllocated"}})])
+    await env.scheduler(SchedulerSettings(profiles=[packing], **FAST))
+    await env.client.create(SERVICES, {"metadata": {"name": "w"}, "spec": {
+        "selector": {"app": "w"}, "ports": [{"port": 80}]}}, "default")
+    await asyncio.sleep(0.3)  # the scheduler's Service informer
+    packed, spread = set(), set()
+    for i in range(6):
+        await env.pod(f"alone-{i}", cpu="100m", labels={"app": "z"},
+                      schedulerName="bin-packing")
+        packed.add(await env.bound(f"alone-{i}"))
+        await env.pod(f"served-{i}", cpu="100m", labels={"app": "w"},
+                      schedulerName="bin-packing")
+        spread.add(await env.bound(f"served-{i}"))
+    assert len(packed) == 1  # nothing selects them: bin packing alone decides
+    assert len(spread) == 3  # the Service's pods get the default topology spreading

@@ -35,6 +35,7 @@ from kubeling_scheduler_default.framework import (
 from kubeling_scheduler_default.podinfo import PodInfo
 from kubeling_scheduler_default.queue import QueuedPodInfo, SchedulingQueue
 from kubeling_scheduler_default.status import Code, Status
+from kubeling_scheduler_default.workloads import WORKLOAD_RESOURCES, WorkloadSelectors
 
 __all__ = ["PRIORITY_CLASSES", "Nominator", "Scheduler"]
 
@@ -116,6 +117,7 @@ class Scheduler:
         self.config_section = config_section
         self.cache = Cache()
         self.nominator = Nominator()
+        self.workloads = WorkloadSelectors()
         self.events = EventRecorder(client, workers=settings.event_workers)
         self.profiles: dict[str, Framework] = self.build_profiles(settings)
         first = next(iter(self.profiles.values()))
@@ -150,7 +152,8 @@ class Scheduler:
                 raise ValueError(f"scheduler.profiles: scheduler_name "
                                  f"{profile.scheduler_name!r} is used twice")
             handle = Handle(self.cache, client=self.client, events=self.events,
-                            nominator=self.nominator, scheduler=self)
+                            nominator=self.nominator, scheduler=self,
+                            workloads=self.workloads)
             fw = Framework(profile, self.registry, handle,
                            percentage_of_nodes_to_score=settings.percentage_of_nodes_to_score)
             profiles[profile.scheduler_name] = fw
@@ -347,9 +350,17 @@ class Scheduler:
                                self._on_namespace_delete)
         nodes = informers.informer(NODES)
         nodes.add_handler(self._on_node_add, self._on_node_update, self._on_node_delete)
-        for informer in (pcs, namespaces, nodes):
+        workloads = []
+        for resource in WORKLOAD_RESOURCES:  # PodTopologySpread's default selectors
+            informer = informers.informer(resource)
+            kind = resource.kind
+            informer.add_handler(lambda obj, k=kind: self.workloads.update(k, obj),
+                                 lambda _old, new, k=kind: self.workloads.update(k, new),
+                                 lambda obj, k=kind: self.workloads.delete(k, obj))
+            workloads.append(informer)
+        for informer in (pcs, namespaces, nodes, *workloads):
             informer.start()
-        await asyncio.gather(pcs.wait_synced(), namespaces.wait_synced(), nodes.wait_synced())
+        await asyncio.gather(*(i.wait_synced() for i in (pcs, namespaces, nodes, *workloads)))
         pods = informers.informer(PODS)
         pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
         pods.start()

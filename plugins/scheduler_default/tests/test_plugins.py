@@ -511,3 +511,66 @@ def test_batch_and_per_node_scores_agree_on_random_clusters() -> None:
                 if normalize is not None:
                     normalize(state, pod, batch)
                 assert batch.tolist() == plain.tolist(), (strategy, plugin.name)
+
+
+def test_default_selector_from_services_and_the_controller() -> None:
+    from kubeling_scheduler_default.workloads import WorkloadSelectors
+
+    w = WorkloadSelectors()
+    w.update("Service", {"metadata": {"namespace": "default", "name": "front"},
+                         "spec": {"selector": {"app": "w"}}})
+    w.update("Service", {"metadata": {"namespace": "default", "name": "other"},
+                         "spec": {"selector": {"app": "x"}}})
+    w.update("Service", {"metadata": {"namespace": "default", "name": "external"},
+                         "spec": {}})
+    w.update("ReplicaSet", {"metadata": {"namespace": "default", "name": "w-1", "uid": "rs"},
+                            "spec": {"selector": {"matchLabels": {"app": "w"},
+                                                  "matchExpressions": [{
+                                                      "key": "tier", "operator": "In",
+                                                      "values": ["a", "b"]}]}}})
+    owned = make_pod("p", labels={"app": "w", "tier": "a"})
+    owned["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                             "name": "w-1", "uid": "rs", "controller": True}]
+    selector = w.default_selector(owned)
+    assert selector is not None
+    assert str(selector) == "app=w,tier in (a,b)"
+    assert selector.matches({"app": "w", "tier": "b"})
+    assert not selector.matches({"app": "w", "tier": "c"})
+    # only Services: their selectors; neither: none
+    bare = make_pod("q", labels={"app": "w"})
+    assert str(w.default_selector(bare)) == "app=w"
+    assert w.default_selector(make_pod("r", labels={"app": "z"})) is None
+    # a ReplicationController's map selector joins the set; a stale owner uid is ignored
+    w.update("ReplicationController", {"metadata": {"namespace": "default", "name": "rc",
+                                                    "uid": "rc"},
+                                       "spec": {"selector": {"legacy": "yes"}}})
+    old = make_pod("s", labels={"legacy": "yes"})
+    old["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "ReplicationController",
+                                           "name": "rc", "uid": "rc", "controller": True}]
+    assert str(w.default_selector(old)) == "legacy=yes"
+    old["metadata"]["ownerReferences"][0]["uid"] = "gone"
+    assert w.default_selector(old) is None
+    w.delete("Service", {"metadata": {"namespace": "default", "name": "front"}})
+    assert w.default_selector(bare) is None
+
+
+def test_system_default_spreading_follows_the_default_selector() -> None:
+    from kubeling_scheduler_default.workloads import WorkloadSelectors
+
+    pods = [make_pod(f"w{i}", labels={"app": "w"}, node="n0") for i in range(4)]
+    fw = framework_with(zoned_nodes(), pods)
+    plugin = fw.plugin("PodTopologySpread")
+    slots = np.array([fw.handle.cache.nodes[f"n{i}"].slot for i in range(4)])
+    pod = pod_info("new", labels={"app": "w"})
+    # without an API (no workload selectors) System defaults are off
+    assert plugin.pre_score(CycleState(), pod, slots) is not None
+    fw.handle.workloads = WorkloadSelectors()
+    assert plugin.pre_score(CycleState(), pod, slots) is not None  # nothing selects the pod
+    fw.handle.workloads.update("Service", {"metadata": {"namespace": "default",
+                                                        "name": "w"},
+                                           "spec": {"selector": {"app": "w"}}})
+    state = CycleState()
+    assert plugin.pre_score(state, pod, slots) is None
+    raw = plugin.score_nodes(state, pod, fw.handle.table, slots)
+    plugin.normalize_score(state, pod, raw)
+    assert raw[0] < min(raw[1:])  # the node holding the four matching pods scores lowest

@@ -6,10 +6,15 @@ DoNotSchedule constraints filter: on a node in domain D the pod may go when
 ``minDomains`` domains exist).  ScheduleAnyway constraints score: fewer matching pods in
 the node's domain score higher.
 
-Args (PodTopologySpreadArgs): ``defaultConstraints`` and ``defaultingType`` (``List``
-uses ``defaultConstraints`` for pods without constraints of their own; ``System``, the
-default, is treated as no default constraints because kubeling does not derive selectors
-from Services and ReplicaSets yet).
+Args (PodTopologySpreadArgs): ``defaultConstraints`` and ``defaultingType``.  Pods
+without constraints of their own get default ones: with ``System`` (the default) Kubernetes'
+``maxSkew: 3`` over ``kubernetes.io/hostname`` and ``maxSkew: 5`` over
+``topology.kubernetes.io/zone``, both ``ScheduleAnyway``; with ``List`` the
+``defaultConstraints`` given.  Their selector is Kubernetes' ``DefaultSelector`` (the
+selectors of the Services selecting the pod and of its ReplicaSet, StatefulSet or
+ReplicationController, see :mod:`kubeling_scheduler_default.workloads`); a pod with none
+gets no default constraints.  Without an API (algorithm-only runs) ``List`` defaults select
+by the pod's own labels and ``System`` ones are off.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from kubeling.api.selectors import label_selector_from_set
+from kubeling.api.selectors import LabelSelector, label_selector_from_set
 from kubeling_scheduler_default.cache import Cache, SlotCounter
 from kubeling_scheduler_default.framework import CycleState
 from kubeling_scheduler_default.nodeinfo import NodeInfo, NodeTable
@@ -34,8 +39,15 @@ from kubeling_scheduler_default.podinfo import (
 )
 from kubeling_scheduler_default.status import Status
 
-__all__ = ["ERR_CONSTRAINTS", "ERR_MISSING_LABEL", "PodTopologySpread", "skew_ok"]
+__all__ = ["ERR_CONSTRAINTS", "ERR_MISSING_LABEL", "SYSTEM_DEFAULT_CONSTRAINTS",
+           "PodTopologySpread", "skew_ok"]
 
+SYSTEM_DEFAULT_CONSTRAINTS = (
+    {"maxSkew": 3, "topologyKey": HOSTNAME_LABEL, "whenUnsatisfiable": "ScheduleAnyway"},
+    {"maxSkew": 5, "topologyKey": "topology.kubernetes.io/zone",
+     "whenUnsatisfiable": "ScheduleAnyway"},
+)
+"""Kubernetes' default constraints for ``defaultingType: System``."""
 ERR_CONSTRAINTS = "node(s) didn't match pod topology spread constraints"
 ERR_MISSING_LABEL = "node(s) didn't match pod topology spread constraints (missing required label)"
 MAX_NODE_SCORE = 100
@@ -102,7 +114,8 @@ class PodTopologySpread:
         for c in raw_defaults:
             if c.get("labelSelector") is not None:
                 raise ValueError("defaultConstraints may not set a labelSelector")
-        self.default_constraints = raw_defaults if self.defaulting == "List" else []
+        self.default_constraints = raw_defaults if self.defaulting == "List" \
+            else SYSTEM_DEFAULT_CONSTRAINTS
         self.handle = handle
         self._masks: dict[Any, tuple[int, np.ndarray]] = {}
 
@@ -161,12 +174,20 @@ class PodTopologySpread:
             return tuple(c for c in pod.spread_constraints if c.hard == hard), True
         if not self.default_constraints or hard:
             return (), False
-        selector_labels = pod.labels
-        defaults = [dict(c, labelSelector={"matchLabels": dict(selector_labels)})
-                    for c in self.default_constraints]
-        parsed = tuple(c._replace(selector=label_selector_from_set(selector_labels))
-                       for c in _parse_spread(defaults, selector_labels))
+        selector = self._default_selector(pod)
+        if selector is None:
+            return (), False
+        parsed = tuple(c._replace(selector=selector)
+                       for c in _parse_spread(self.default_constraints, pod.labels))
         return tuple(c for c in parsed if not c.hard), False
+
+    def _default_selector(self, pod: PodInfo) -> LabelSelector | None:
+        workloads = getattr(self.handle, "workloads", None)
+        if workloads is not None:
+            return workloads.default_selector(pod.pod)
+        if self.defaulting == "List" and pod.labels:
+            return label_selector_from_set(pod.labels)
+        return None
 
     # -- filter ---------------------------------------------------------------------------------
 
