@@ -291,3 +291,45 @@ async def test_pods_of_a_service_spread_by_default(env) -> None:
         spread.add(await env.bound(f"served-{i}"))
     assert len(packed) == 1  # nothing selects them: bin packing alone decides
     assert len(spread) == 3  # the Service's pods get the default topology spreading
+
+
+async def test_pods_wait_for_their_claims_to_exist_and_be_bound(env) -> None:
+    from kubeling.client.resources import Resource
+
+    claims = Resource(group="", version="v1", plural="persistentvolumeclaims",
+                      kind="PersistentVolumeClaim", namespaced=True)
+    await env.nodes(2)
+    await env.scheduler()
+    volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]
+    await env.pod("db-0", volumes=volumes)
+    event = await env.wait_event("db-0", "FailedScheduling")
+    assert event["message"] == (
+        '0/2 nodes are available: persistentvolumeclaim "data-db-0" not found. '
+        "preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.")
+    claim = {"metadata": {"name": "data-db-0"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    await env.client.create(claims, claim, "default")
+
+    async def unbound_message() -> bool:
+        return any(e["message"].startswith(
+            "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims. ")
+            for e in await env.events("db-0", "FailedScheduling"))
+
+    for _ in range(100):
+        if await unbound_message():
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(await env.events("db-0", "FailedScheduling"))
+    pod = await env.client.get(PODS, "db-0", "default")
+    assert not pod["spec"].get("nodeName")
+    # a claim that is bound lets the pod be scheduled
+    await env.client.create(claims, {**claim, "metadata": {"name": "bound"},
+                                     "spec": {**claim["spec"], "volumeName": "pv-1"}},
+                            "default")
+    await env.pod("db-1", volumes=[{"name": "data",
+                                    "persistentVolumeClaim": {"claimName": "bound"}}])
+    assert await env.bound("db-1")
+    # pods without claims are not held up
+    await env.pod("plain")
+    assert await env.bound("plain")

@@ -141,6 +141,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, int | None], ...] = (
     ("NodeAffinity", 2),
     ("NodePorts", None),
     ("NodeResourcesFit", 1),
+    ("VolumeBinding", None),
     ("PodTopologySpread", 2),
     ("InterPodAffinity", 2),
     ("DefaultPreemption", None),
@@ -148,8 +149,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, int | None], ...] = (
     ("ImageLocality", 1),
     ("DefaultBinder", None),
 )
-"""Kubernetes' default multi-point plugins and score weights (volume plugins left out:
-kubeling has no persistent volumes)."""
+"""Kubernetes' default multi-point plugins and score weights (of the volume plugins only
+VolumeBinding's claim checks: kubeling provisions and attaches no volumes)."""
 
 
 def merge_plugin_set(defaults: list[PluginRef], custom: PluginSet

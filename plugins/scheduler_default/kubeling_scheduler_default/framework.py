@@ -196,12 +196,16 @@ class Handle:
     """
 
     def __init__(self, cache: Cache, *, client: Any = None, events: Any = None,
-                 nominator: Any = None, scheduler: Any = None, workloads: Any = None) -> None:
+                 nominator: Any = None, scheduler: Any = None, workloads: Any = None,
+                 claims: Any = None) -> None:
         self.cache = cache
         self.workloads = workloads
         """The Services' and controllers' selectors
         (:class:`kubeling_scheduler_default.workloads.WorkloadSelectors`); None without an
         API."""
+        self.claims = claims
+        """PersistentVolumeClaims by ``namespace/name`` (an informer: ``get(key)``); None
+        without an API."""
         self.client = client
         self.events = events
         self.nominator = nominator

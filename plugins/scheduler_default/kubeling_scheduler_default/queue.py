@@ -43,6 +43,7 @@ EVENT_INTERESTS: dict[str, frozenset[str]] = {
     "AssignedPodDelete": frozenset({"NodeResourcesFit", "NodePorts", "InterPodAffinity",
                                     "PodTopologySpread", "DefaultPreemption"}),
     "NamespaceUpdate": frozenset({"InterPodAffinity"}),
+    "PvcChange": frozenset({"VolumeBinding"}),
     "PriorityClassChange": frozenset(),
 }
 _KNOWN = frozenset().union(*EVENT_INTERESTS.values()) | {"SchedulingGates", "PrioritySort",

@@ -35,7 +35,11 @@ from kubeling_scheduler_default.framework import (
 from kubeling_scheduler_default.podinfo import PodInfo
 from kubeling_scheduler_default.queue import QueuedPodInfo, SchedulingQueue
 from kubeling_scheduler_default.status import Code, Status
-from kubeling_scheduler_default.workloads import WORKLOAD_RESOURCES, WorkloadSelectors
+from kubeling_scheduler_default.workloads import (
+    PERSISTENTVOLUMECLAIMS,
+    WORKLOAD_RESOURCES,
+    WorkloadSelectors,
+)
 
 __all__ = ["PRIORITY_CLASSES", "Nominator", "Scheduler"]
 
@@ -118,6 +122,9 @@ class Scheduler:
         self.cache = Cache()
         self.nominator = Nominator()
         self.workloads = WorkloadSelectors()
+        self.claims = informers.informer(PERSISTENTVOLUMECLAIMS) if informers is not None \
+            else None
+        """PersistentVolumeClaims (VolumeBinding); None without an API."""
         self.events = EventRecorder(client, workers=settings.event_workers)
         self.profiles: dict[str, Framework] = self.build_profiles(settings)
         first = next(iter(self.profiles.values()))
@@ -153,7 +160,7 @@ class Scheduler:
                                  f"{profile.scheduler_name!r} is used twice")
             handle = Handle(self.cache, client=self.client, events=self.events,
                             nominator=self.nominator, scheduler=self,
-                            workloads=self.workloads)
+                            workloads=self.workloads, claims=self.claims)
             fw = Framework(profile, self.registry, handle,
                            percentage_of_nodes_to_score=settings.percentage_of_nodes_to_score)
             profiles[profile.scheduler_name] = fw
@@ -358,9 +365,14 @@ class Scheduler:
                                  lambda _old, new, k=kind: self.workloads.update(k, new),
                                  lambda obj, k=kind: self.workloads.delete(k, obj))
             workloads.append(informer)
-        for informer in (pcs, namespaces, nodes, *workloads):
+        claims = self.claims  # VolumeBinding
+        assert claims is not None
+        claims.add_handler(lambda _obj: self.queue.move_all("PvcChange"),
+                           lambda _old, _new: self.queue.move_all("PvcChange"), None)
+        for informer in (pcs, namespaces, nodes, claims, *workloads):
             informer.start()
-        await asyncio.gather(*(i.wait_synced() for i in (pcs, namespaces, nodes, *workloads)))
+        await asyncio.gather(*(i.wait_synced() for i in (pcs, namespaces, nodes, claims,
+                                                         *workloads)))
         pods = informers.informer(PODS)
         pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
         pods.start()

@@ -20,7 +20,8 @@ from kubeling.api.selectors import (
 )
 from kubeling.client.resources import REPLICASETS, SERVICES
 
-__all__ = ["REPLICATIONCONTROLLERS", "STATEFULSETS", "WORKLOAD_RESOURCES", "WorkloadSelectors"]
+__all__ = ["PERSISTENTVOLUMECLAIMS", "REPLICATIONCONTROLLERS", "STATEFULSETS",
+           "WORKLOAD_RESOURCES", "WorkloadSelectors"]
 
 Obj = dict[str, Any]
 
@@ -28,6 +29,8 @@ STATEFULSETS = Resource(group="apps", version="v1", plural="statefulsets", kind=
                         namespaced=True)
 REPLICATIONCONTROLLERS = Resource(group="", version="v1", plural="replicationcontrollers",
                                   kind="ReplicationController", namespaced=True)
+PERSISTENTVOLUMECLAIMS = Resource(group="", version="v1", plural="persistentvolumeclaims",
+                                  kind="PersistentVolumeClaim", namespaced=True)
 WORKLOAD_RESOURCES = (SERVICES, REPLICATIONCONTROLLERS, REPLICASETS, STATEFULSETS)
 """What :class:`WorkloadSelectors` is fed from (one informer each)."""
 

@@ -22,6 +22,7 @@ from kubeling_scheduler_default.plugins.podtopologyspread import PodTopologySpre
 from kubeling_scheduler_default.plugins.queuesort import PrioritySort
 from kubeling_scheduler_default.plugins.schedulinggates import SchedulingGates
 from kubeling_scheduler_default.plugins.tainttoleration import TaintToleration
+from kubeling_scheduler_default.plugins.volumebinding import VolumeBinding
 
 __all__ = ["DEFAULT_PLUGIN_CLASSES", "default_registry"]
 
@@ -34,6 +35,7 @@ DEFAULT_PLUGIN_CLASSES: dict[str, Callable[[Mapping[str, Any], Any], Any]] = {
     "NodeAffinity": NodeAffinity,
     "NodePorts": NodePorts,
     "NodeResourcesFit": Fit,
+    "VolumeBinding": VolumeBinding,
     "PodTopologySpread": PodTopologySpread,
     "InterPodAffinity": InterPodAffinity,
     "DefaultPreemption": DefaultPreemption,
