@@ -44,6 +44,16 @@ class Cause:
                    "FieldValueNotSupported")
 
     @classmethod
+    def invalid_omitted(cls, field: str, detail: str) -> Cause:
+        """``field.Invalid`` with the value left out (Kubernetes' ``OmitValueType``)."""
+        return cls(field, f"Invalid value: {detail}", "FieldValueInvalid")
+
+    @classmethod
+    def too_many(cls, field: str, count: int, limit: int) -> Cause:
+        return cls(field, f"Too many: {count}: must have at most {limit} items",
+                   "FieldValueTooMany")
+
+    @classmethod
     def duplicate(cls, field: str, value: Any) -> Cause:
         return cls(field, f"Duplicate value: {_render(value)}", "FieldValueDuplicate")
 

@@ -29,6 +29,7 @@ from kubeling.api.kinds._common import (
     format_age,
     human_duration,
     is_int,
+    label_name_causes,
     label_selector_causes,
     meta,
     non_negative,
@@ -204,11 +205,262 @@ def schedule_zone(name: str | None) -> datetime.tzinfo:
 # =====================================================================================
 
 
-def _template_restart_causes(template: Any, path: str) -> list[Cause]:
+# -- pod failure policy, per-index backoff, success policy (Kubernetes' limits and messages)
+
+MAX_POLICY_RULES = 20
+MAX_EXIT_CODES = 255
+MAX_CONDITION_PATTERNS = 20
+MAX_FAILED_INDEXES = 100_000
+MAX_SUCCEEDED_INDEXES_LENGTH = 64 * 1024
+FAILURE_ACTIONS = ("Count", "FailIndex", "FailJob", "Ignore")
+EXIT_CODE_OPERATORS = ("In", "NotIn")
+CONDITION_STATUSES = ("False", "True", "Unknown")
+REPLACEMENT_POLICIES = ("Failed", "TerminatingOrFailed")
+_ATOI = re.compile(r"[+-]?[0-9]+")
+
+
+def _valid_values(values: tuple[str, ...]) -> str:
+    """Go's ``fmt.Sprintf("valid values: %q", list)``."""
+    return "valid values: [" + " ".join(f'"{v}"' for v in values) + "]"
+
+
+def _int32s(values: Any) -> str:
+    """Go's ``%#v`` of an ``[]int32``, as Kubernetes prints an invalid exit code list."""
+    if values is None:
+        return "[]int32(nil)"
+    return "[]int32{" + ", ".join(str(v) for v in as_list(values)) + "}"
+
+
+def _exit_codes_causes(req: Obj, path: str, containers: set[str]) -> list[Cause]:
+    causes: list[Cause] = []
+    operator = req.get("operator")
+    if not operator:
+        causes.append(Cause.required(f"{path}.operator", _valid_values(EXIT_CODE_OPERATORS)))
+    elif operator not in EXIT_CODE_OPERATORS:
+        causes.append(Cause.not_supported(f"{path}.operator", operator, EXIT_CODE_OPERATORS))
+    name = req.get("containerName")
+    if name is not None and name not in containers:
+        causes.append(Cause.invalid(f"{path}.containerName", name, "must be one of the "
+                                    "container or initContainer names in the pod template"))
+    values = as_list(req.get("values"))
+    if not values:
+        causes.append(Cause.invalid_omitted(f"{path}.values", _int32s(req.get("values")) +
+                                            ": at least one value is required"))
+    elif len(values) > MAX_EXIT_CODES:
+        causes.append(Cause.too_many(f"{path}.values", len(values), MAX_EXIT_CODES))
+    seen: set[int] = set()
+    ordered = True
+    for j, value in enumerate(values):
+        if not is_int(value):
+            causes.append(Cause.invalid(f"{path}.values[{j}]", value, "must be an integer"))
+            continue
+        if operator == "In" and value == 0:
+            causes.append(Cause.invalid(f"{path}.values[{j}]", value,
+                                        "must not be 0 for the In operator"))
+        if value in seen:
+            causes.append(Cause.duplicate(f"{path}.values[{j}]", value))
+        seen.add(value)
+        if j > 0 and is_int(values[j - 1]) and values[j - 1] > value:
+            ordered = False
+    if not ordered:
+        causes.append(Cause.invalid_omitted(f"{path}.values",
+                                            _int32s(values) + ": must be ordered"))
+    return causes
+
+
+def _pod_conditions_causes(patterns: list[Any], path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if len(patterns) > MAX_CONDITION_PATTERNS:
+        causes.append(Cause.too_many(path, len(patterns), MAX_CONDITION_PATTERNS))
+    for j, pattern in enumerate(patterns):
+        pattern = as_dict(pattern)
+        causes.extend(label_name_causes(f"{path}[{j}].type", pattern.get("type") or ""))
+        status = pattern.get("status")
+        if not status:
+            causes.append(Cause.required(f"{path}[{j}].status",
+                                         _valid_values(CONDITION_STATUSES)))
+        elif status not in CONDITION_STATUSES:
+            causes.append(Cause.not_supported(f"{path}[{j}].status", status,
+                                              CONDITION_STATUSES))
+    return causes
+
+
+def _failure_rule_causes(spec: Obj, rule: Obj, path: str, containers: set[str]) -> list[Cause]:
+    causes: list[Cause] = []
+    action = rule.get("action")
+    if not action:
+        causes.append(Cause.required(f"{path}.action", _valid_values(FAILURE_ACTIONS)))
+    elif action == "FailIndex":
+        if spec.get("backoffLimitPerIndex") is None:
+            causes.append(Cause.invalid(f"{path}.action", action,
+                                        "requires the backoffLimitPerIndex to be set"))
+    elif action not in FAILURE_ACTIONS:
+        causes.append(Cause.not_supported(f"{path}.action", action, FAILURE_ACTIONS))
+    on_exit = rule.get("onExitCodes")
+    on_conditions = as_list(rule.get("onPodConditions"))
+    if on_exit is not None:
+        causes.extend(_exit_codes_causes(as_dict(on_exit), f"{path}.onExitCodes", containers))
+    if on_conditions:
+        causes.extend(_pod_conditions_causes(on_conditions, f"{path}.onPodConditions"))
+    if on_exit is not None and on_conditions:
+        causes.append(Cause.invalid_omitted(
+            path, "specifying both OnExitCodes and OnPodConditions is not supported"))
+    if on_exit is None and not on_conditions:
+        causes.append(Cause.invalid_omitted(
+            path, "specifying one of OnExitCodes and OnPodConditions is required"))
+    return causes
+
+
+def _pod_failure_policy_causes(spec: Obj, path: str) -> list[Cause]:
+    """``validatePodFailurePolicy``: at most 20 rules, each with an action and exactly one
+    of ``onExitCodes`` (operator, known container, sorted unique values, no 0 with In) and
+    ``onPodConditions`` (qualified type, True/False/Unknown)."""
+    rules = as_list(as_dict(spec.get("podFailurePolicy")).get("rules"))
+    causes: list[Cause] = []
+    if len(rules) > MAX_POLICY_RULES:
+        causes.append(Cause.too_many(f"{path}.rules", len(rules), MAX_POLICY_RULES))
+    pod_spec = as_dict(sub(spec, "template", "spec"))
+    containers = {str(as_dict(c).get("name")) for key in ("containers", "initContainers")
+                  for c in as_list(pod_spec.get(key))}
+    for i, rule in enumerate(rules):
+        causes.extend(_failure_rule_causes(spec, as_dict(rule), f"{path}.rules[{i}]",
+                                           containers))
+    return causes
+
+
+def _index_interval(text: str, completions: int) -> tuple[int, int]:
+    """``parseIndexInterval``: ``x`` or ``x-y`` below ``completions``."""
+    bounds = text.split("-")
+    if len(bounds) > 2:
+        raise ValueError(f'the fragment "{text}" violates the requirement that an index '
+                         "interval can have at most two parts separated by '-'")
+    numbers = []
+    for bound in bounds:
+        if not _ATOI.fullmatch(bound):
+            raise ValueError(f'cannot convert string to integer for index: "{bound}"')
+        if int(bound) >= completions:
+            raise ValueError(f'too large index: "{bound}"')
+        numbers.append(int(bound))
+    if len(numbers) == 2 and numbers[0] >= numbers[1]:
+        raise ValueError(f"non-increasing order, previous: {numbers[0]}, current: "
+                         f"{numbers[1]}")
+    return numbers[0], numbers[-1]
+
+
+def indexes_total(text: str, completions: int) -> int:
+    """How many indexes ``text`` (``1,3-5``: increasing, each below ``completions``)
+    names; raises ValueError with Kubernetes' message when it is malformed."""
+    if not text:
+        return 0
+    last: int | None = None
+    total = 0
+    for part in text.split(","):
+        first, end = _index_interval(part, completions)
+        if last is not None and last >= first:
+            raise ValueError(f"non-increasing order, previous: {last}, current: {first}")
+        total += end - first + 1
+        last = end
+    return total
+
+
+def _success_rule_causes(rule: Obj, path: str, completions: int) -> list[Cause]:
+    causes: list[Cause] = []
+    indexes = rule.get("succeededIndexes")
+    count = rule.get("succeededCount")
+    if count is None and indexes is None:
+        causes.append(Cause.required(path, "at least one of succeededCount or "
+                                           "succeededIndexes must be specified"))
+    total = 0
+    if indexes is not None:
+        text = str(indexes)
+        if len(text) > MAX_SUCCEEDED_INDEXES_LENGTH:
+            causes.append(Cause.too_long(f"{path}.succeededIndexes",
+                                         MAX_SUCCEEDED_INDEXES_LENGTH))
+        try:
+            total = indexes_total(text, completions)
+        except ValueError as exc:
+            causes.append(Cause.invalid(f"{path}.succeededIndexes", text,
+                                        f"error parsing succeededIndexes: {exc}"))
+    if count is not None:
+        causes.extend(non_negative(f"{path}.succeededCount", count))
+        if is_int(count) and count > completions:
+            causes.append(Cause.invalid(
+                f"{path}.succeededCount", count, f"must be less than or equal to "
+                f"{completions} (the number of specified completions)"))
+        if is_int(count) and indexes is not None and count > total:
+            causes.append(Cause.invalid(
+                f"{path}.succeededCount", count, f"must be less than or equal to {total} "
+                "(the number of indexes in the specified succeededIndexes field)"))
+    return causes
+
+
+def _success_policy_causes(spec: Obj, path: str) -> list[Cause]:
+    """``validateSuccessPolicy``: Indexed Jobs only; 1 to 20 rules, each with
+    ``succeededIndexes`` (within ``completions``) and/or ``succeededCount``."""
+    policy = spec.get("successPolicy")
+    if (spec.get("completionMode") or "NonIndexed") != "Indexed":
+        return [Cause.invalid(path, policy, "requires indexed completion mode")]
+    rules = as_list(as_dict(policy).get("rules"))
+    causes: list[Cause] = []
+    if not rules:
+        causes.append(Cause.required(f"{path}.rules", "at least one rules must be specified "
+                                                      "when the successPolicy is specified"))
+    if len(rules) > MAX_POLICY_RULES:
+        causes.append(Cause.too_many(f"{path}.rules", len(rules), MAX_POLICY_RULES))
+    completions = spec.get("completions")
+    if not is_int(completions):
+        return causes
+    for i, rule in enumerate(rules):
+        causes.extend(_success_rule_causes(as_dict(rule), f"{path}.rules[{i}]", completions))
+    return causes
+
+
+def _per_index_causes(spec: Obj, path: str) -> list[Cause]:
+    """``backoffLimitPerIndex`` and ``maxFailedIndexes``: Indexed Jobs only, the latter
+    with the former and at most ``completions``."""
+    causes: list[Cause] = []
+    per_index = spec.get("backoffLimitPerIndex")
+    most = spec.get("maxFailedIndexes")
+    causes.extend(non_negative(f"{path}.backoffLimitPerIndex", per_index))
+    causes.extend(non_negative(f"{path}.maxFailedIndexes", most))
+    if most is not None and per_index is None:
+        causes.append(Cause.required(f"{path}.backoffLimitPerIndex",
+                                     "when maxFailedIndexes is specified"))
+    if (spec.get("completionMode") or "NonIndexed") != "Indexed":
+        for key, value in (("backoffLimitPerIndex", per_index), ("maxFailedIndexes", most)):
+            if value is not None:
+                causes.append(Cause.invalid(f"{path}.{key}", value,
+                                            "requires indexed completion mode"))
+        return causes
+    completions = spec.get("completions")
+    if is_int(most) and is_int(completions) and most > completions:
+        causes.append(Cause.invalid(f"{path}.maxFailedIndexes", most,
+                                    "must be less than or equal to completions"))
+    if is_int(most) and most > MAX_FAILED_INDEXES:
+        causes.append(Cause.invalid(f"{path}.maxFailedIndexes", most,
+                                    f"must be less than or equal to {MAX_FAILED_INDEXES}"))
+    return causes
+
+
+def _replacement_policy_causes(spec: Obj, path: str) -> list[Cause]:
+    value = spec.get("podReplacementPolicy")
+    if value is None:
+        return []
+    if spec.get("podFailurePolicy") is not None:
+        return [] if value == "Failed" else [Cause.not_supported(path, value, ("Failed",))]
+    if value not in REPLACEMENT_POLICIES:
+        return [Cause.not_supported(path, value, REPLACEMENT_POLICIES)]
+    return []
+
+
+def _template_restart_causes(template: Any, path: str, *, failure_policy: bool) -> list[Cause]:
     restart = sub(template, "spec", "restartPolicy")
     if restart not in ("OnFailure", "Never"):
         return [Cause.not_supported(f"{path}.spec.restartPolicy", restart,
                                     ("OnFailure", "Never"))]
+    if failure_policy and restart != "Never":
+        return [Cause.invalid(f"{path}.spec.restartPolicy", restart,
+                              'only "Never" is supported when podFailurePolicy is specified')]
     return []
 
 
@@ -227,9 +479,17 @@ def _job_spec_causes(spec: Obj, path: str) -> list[Cause]:
     elif mode == "Indexed" and spec.get("completions") is None:
         causes.append(Cause.required(f"{path}.completions",
                                      "when completion mode is Indexed"))
+    causes.extend(_per_index_causes(spec, path))
+    if spec.get("podFailurePolicy") is not None:
+        causes.extend(_pod_failure_policy_causes(spec, f"{path}.podFailurePolicy"))
+    if spec.get("successPolicy") is not None:
+        causes.extend(_success_policy_causes(spec, f"{path}.successPolicy"))
+    causes.extend(_replacement_policy_causes(spec, f"{path}.podReplacementPolicy"))
     template = spec.get("template")
     causes.extend(validate_pod_template(template, f"{path}.template"))
-    causes.extend(_template_restart_causes(template, f"{path}.template"))
+    causes.extend(_template_restart_causes(template, f"{path}.template",
+                                           failure_policy=spec.get("podFailurePolicy")
+                                           is not None))
     return causes
 
 
@@ -314,7 +574,8 @@ class JobStrategy(BuiltinStrategy):
 
     def validate_immutable(self, new: Obj, old: Obj) -> list[Cause]:
         causes: list[Cause] = []
-        for key in ("selector", "completionMode", "completions"):
+        for key in ("selector", "completionMode", "completions", "podFailurePolicy",
+                    "backoffLimitPerIndex", "successPolicy"):
             if sub(new, "spec", key) != sub(old, "spec", key):
                 causes.append(Cause.immutable(f"spec.{key}", sub(new, "spec", key)))
         if sub(new, "spec", "template") != sub(old, "spec", "template"):
