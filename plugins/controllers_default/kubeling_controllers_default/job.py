@@ -11,7 +11,20 @@
   restarts count with ``restartPolicy: OnFailure``) or running longer than
   ``activeDeadlineSeconds`` fails the Job (``FailureTarget``, then ``Failed`` with reason
   ``BackoffLimitExceeded``/``DeadlineExceeded``) and deletes its running pods;
-* success is ``SuccessCriteriaMet`` then ``Complete`` with ``completionTime``;
+* a ``podFailurePolicy`` decides about each failed pod by its first matching rule (exit
+  codes or pod conditions): ``FailJob`` fails the Job at once (reason
+  ``PodFailurePolicy``), ``Ignore`` replaces the pod without counting the failure,
+  ``FailIndex`` fails the pod's index, ``Count`` counts it; with a policy (or
+  ``podReplacementPolicy: Failed``) a terminating pod is replaced, and judged, only once
+  it is ``Failed``;
+* ``backoffLimitPerIndex`` (Indexed Jobs) retries each index that many times, counting
+  in the pods' ``batch.kubernetes.io/job-index-failure-count`` annotation; an index out
+  of retries goes to ``failedIndexes`` and is not run again; more than
+  ``maxFailedIndexes`` of them fails the Job (``MaxFailedIndexesExceeded``), as does
+  finishing every index with some failed (``FailedIndexes``);
+* success is ``SuccessCriteriaMet`` then ``Complete`` with ``completionTime``: all
+  completions, or (Indexed Jobs) the first ``successPolicy`` rule met (reason
+  ``SuccessPolicy``), after which the remaining pods are deleted;
   ``suspend`` deletes the running pods and holds the Job (``Suspended``);
 * every pod carries the ``batch.kubernetes.io/job-tracking`` finalizer: a finished pod is
   first recorded in ``status.uncountedTerminatedPods``, then its finalizer is removed, then
@@ -37,6 +50,11 @@ from kubeling_controllers_default.indexes import (
     by_namespace,
     orphans_key,
 )
+from kubeling_controllers_default.jobpolicy import (
+    FailureVerdict,
+    match_pod_failure_policy,
+    match_success_policy,
+)
 from kubeling_controllers_default.pods import PodControl, claim, slow_start_batch
 from kubeling_controllers_default.resources import JOBS, PODS
 from kubeling_controllers_default.util import (
@@ -58,6 +76,8 @@ Obj = dict[str, Any]
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
+INDEX_IGNORED_FAILURE_COUNT = "batch.kubernetes.io/job-index-ignored-failure-count"
 
 
 def format_indexes(indexes: set[int]) -> str:
@@ -109,10 +129,121 @@ def _phase(pod: Obj) -> str:
     return str((pod.get("status") or {}).get("phase") or "Pending")
 
 
-def _is_failed(pod: Obj) -> bool:
-    """Failed, or deleted before it succeeded (it will not succeed any more)."""
-    return _phase(pod) == "Failed" or (meta(pod).get("deletionTimestamp") is not None
-                                       and _phase(pod) != "Succeeded")
+def _is_failed(pod: Obj, *, only_terminal: bool = False) -> bool:
+    """Failed; or, unless ``only_terminal``, deleted before it succeeded (it will not
+    succeed any more)."""
+    if _phase(pod) == "Failed":
+        return True
+    return not only_terminal and _phase(pod) != "Succeeded" and \
+        meta(pod).get("deletionTimestamp") is not None
+
+
+def _true(job: Obj, kind: str) -> Any:
+    """The Job's condition ``kind`` when it is True, else None."""
+    cond = condition(job, kind)
+    return cond if cond is not None and cond.get("status") == "True" else None
+
+
+def _only_replace_failed(spec: Obj) -> bool:
+    """Whether terminating pods are replaced only once they failed
+    (``podReplacementPolicy: Failed``, always so with a ``podFailurePolicy``); they are
+    then counted as failed only once Failed, when the failure policy can read them."""
+    return spec.get("podReplacementPolicy") == "Failed" or bool(spec.get("podFailurePolicy"))
+
+
+def _per_index(spec: Obj) -> bool:
+    """Whether the Job limits retries per index (``backoffLimitPerIndex``)."""
+    return spec.get("completionMode") == "Indexed" and \
+        spec.get("backoffLimitPerIndex") is not None
+
+
+def _index_counts(pod: Obj) -> tuple[int, int]:
+    """(counted, ignored) failures of the pod's index before it, from its annotations."""
+    annotations = meta(pod).get("annotations") or {}
+    counts = []
+    for key in (INDEX_FAILURE_COUNT, INDEX_IGNORED_FAILURE_COUNT):
+        try:
+            counts.append(int(annotations.get(key) or 0))
+        except ValueError:
+            counts.append(0)
+    return counts[0], counts[1]
+
+
+def _failed_indexes(spec: Obj, failed: list[Obj],
+                    verdicts: dict[str, FailureVerdict]) -> set[int]:
+    """The indexes that the counted ``failed`` pods fail for good: a ``FailIndex`` rule
+    matched, or the index used up ``backoffLimitPerIndex`` retries."""
+    limit = int(spec.get("backoffLimitPerIndex") or 0)
+    out: set[int] = set()
+    for pod in failed:
+        index = _pod_index(pod)
+        if index is not None and (verdicts[meta(pod)["uid"]].action == "FailIndex"
+                                  or _index_counts(pod)[0] >= limit):
+            out.add(index)
+    return out
+
+
+def _last_failed_by_index(pods: list[Obj]) -> dict[int, Obj]:
+    """Each index's latest failed pod (the one its replacement takes the counts from)."""
+    out: dict[int, Obj] = {}
+    for pod in pods:
+        index = _pod_index(pod)
+        if index is None or not _is_failed(pod):
+            continue
+        best = out.get(index)
+        if best is None or (sum(_index_counts(pod)), str(meta(pod).get("creationTimestamp"))) \
+                > (sum(_index_counts(best)), str(meta(best).get("creationTimestamp"))):
+            out[index] = pod
+    return out
+
+
+def _index_failure_annotations(policy: Obj | None, replaced: Obj | None) -> dict[str, str]:
+    """The failure-count annotations of a pod replacing ``replaced`` (None: the first)."""
+    failures, ignored = _index_counts(replaced) if replaced is not None else (0, 0)
+    if replaced is not None:
+        if match_pod_failure_policy(policy, replaced).counted:
+            failures += 1
+        else:
+            ignored += 1
+    out = {INDEX_FAILURE_COUNT: str(failures)}
+    if ignored:
+        out[INDEX_IGNORED_FAILURE_COUNT] = str(ignored)
+    return out
+
+
+def _fail_job_message(policy: Obj | None, pods: list[Obj]) -> str | None:
+    """The message of the first failed pod matching a ``FailJob`` rule, if any."""
+    if not policy:
+        return None
+    for pod in pods:
+        if _phase(pod) == "Failed":
+            verdict = match_pod_failure_policy(policy, pod)
+            if verdict.action == "FailJob":
+                return verdict.message
+    return None
+
+
+def _success(job: Obj, succeeded: int, completed: set[int],
+             active: list[Obj]) -> tuple[str, str] | None:
+    """(reason, message) of the Job's success, or None: ``SuccessCriteriaMet`` already
+    set, a ``successPolicy`` rule met (Indexed Jobs), or the completions reached."""
+    met = _true(job, "SuccessCriteriaMet")
+    if met is not None:
+        return str(met.get("reason")), str(met.get("message"))
+    spec = job.get("spec") or {}
+    completions = spec.get("completions")
+    if spec.get("completionMode") == "Indexed":
+        message = match_success_policy(spec.get("successPolicy"), int(completions or 0),
+                                       completed)
+        if message is not None:
+            return "SuccessPolicy", message
+        done = completions is not None and len(completed) >= int(completions)
+    elif completions is not None:
+        done = succeeded >= int(completions)
+    else:
+        done = succeeded > 0 and not active
+    return ("CompletionsReached", "Reached expected number of succeeded pods") if done \
+        else None
 
 
 class JobController(Controller):
@@ -274,47 +405,13 @@ class JobController(Controller):
 
     async def _sync(self, key: str, job: Obj, pods: list[Obj]) -> None:
         spec = job.get("spec") or {}
-        status = dict(job.get("status") or {})
         now = self.clock.now()
         stamp = fmt_time(now)
-        indexed = spec.get("completionMode") == "Indexed"
-        uncounted = status.get("uncountedTerminatedPods") or {}
-        uncounted_ok = set(uncounted.get("succeeded") or [])
-        uncounted_failed = set(uncounted.get("failed") or [])
-        tracked = [p for p in pods if TRACKING_FINALIZER in (meta(p).get("finalizers") or [])
-                   and meta(p)["uid"] not in self.released]
-        new_ok = [p for p in tracked if _phase(p) == "Succeeded"
-                  and meta(p)["uid"] not in uncounted_ok]
-        new_failed = [p for p in tracked if _is_failed(p)
-                      and meta(p)["uid"] not in uncounted_failed]
-        completed = parse_indexes(status.get("completedIndexes"))
-        if new_failed:
-            failures = self.backoff.get(key, (0, 0.0))[0] + len(new_failed)
-            self.backoff[key] = (failures, self.clock.monotonic())
-        if new_ok:
-            self.backoff.pop(key, None)
-        # step 1: record finished pods before their finalizers go
-        if new_ok or new_failed:
-            status["uncountedTerminatedPods"] = {
-                "succeeded": sorted(uncounted_ok | {meta(p)["uid"] for p in new_ok}),
-                "failed": sorted(uncounted_failed | {meta(p)["uid"] for p in new_failed})}
-            if indexed:
-                completed |= {i for p in new_ok if (i := _pod_index(p)) is not None}
-                status["completedIndexes"] = format_indexes(completed)
-            job = await self._write_status(job, status)
-            status = dict(job.get("status") or {})
-            uncounted = status.get("uncountedTerminatedPods") or {}
-            uncounted_ok = set(uncounted.get("succeeded") or [])
-            uncounted_failed = set(uncounted.get("failed") or [])
-        # step 2: remove their finalizers; step 3: count them
-        recorded = uncounted_ok | uncounted_failed
-        if recorded:
-            await self._remove_finalizers([p for p in tracked if meta(p)["uid"] in recorded])
-            status["succeeded"] = int(status.get("succeeded") or 0) + len(uncounted_ok)
-            status["failed"] = int(status.get("failed") or 0) + len(uncounted_failed)
-            status["uncountedTerminatedPods"] = {}
+        job, status = await self._track(key, job, pods)
         succeeded = int(status.get("succeeded") or 0)
         failed = int(status.get("failed") or 0)
+        completed = parse_indexes(status.get("completedIndexes"))
+        failed_indexes = parse_indexes(status.get("failedIndexes"))
         active = [p for p in pods if _phase(p) not in ("Succeeded", "Failed")
                   and meta(p).get("deletionTimestamp") is None]
         terminating = [p for p in pods if meta(p).get("deletionTimestamp") is not None
@@ -326,46 +423,30 @@ class JobController(Controller):
         suspended = bool(spec.get("suspend"))
         if not suspended and not status.get("startTime"):
             status["startTime"] = stamp
-        completions = spec.get("completions")
-        failure: tuple[str, str] | None = None
-        target = condition(job, "FailureTarget")
-        if target is not None and target.get("status") == "True":
-            failure = (str(target.get("reason")), str(target.get("message")))
-        elif failed + restarts > int(spec.get("backoffLimit") if spec.get("backoffLimit")
-                                     is not None else 6):
-            failure = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
-        elif self._past_deadline(job, status, now):
-            failure = ("DeadlineExceeded", "Job was active longer than specified deadline")
-        complete = False
-        if failure is None:
-            if indexed:
-                complete = completions is not None and len(completed) >= int(completions)
-            elif completions is not None:
-                complete = succeeded >= int(completions)
-            else:
-                complete = succeeded > 0 and not active
+        failure = self._failure(job, status, pods, failed + restarts, completed,
+                                failed_indexes, now)
+        success = None if failure is not None else _success(job, succeeded, completed,
+                                                             active)
         conditions = list(status.get("conditions") or [])
-        if failure is not None:
+        if failure is not None or success is not None:
+            # the pods still running stop; the terminal condition waits for them
             await self._delete_pods(job, active, key)
+            terminating, active = terminating + active, []
+        if failure is not None:
             conditions = _set(conditions, "FailureTarget", "True", *failure, stamp)
-            if not active and not terminating:
+            if not terminating:
                 if condition({"status": {"conditions": conditions}}, "Failed") is None:
                     self.recorder.warning(job, failure[0], failure[1])
                 conditions = _set(conditions, "Failed", "True", *failure, stamp)
-            active = []
-        elif complete:
-            conditions = _set(conditions, "SuccessCriteriaMet", "True", "CompletionsReached",
-                              "Reached expected number of succeeded pods", stamp)
-            if active:
-                await self._delete_pods(job, active, key)
-                active = []
+        elif success is not None:
+            conditions = _set(conditions, "SuccessCriteriaMet", "True", *success, stamp)
             if not terminating:
-                conditions = _set(conditions, "Complete", "True", "CompletionsReached",
-                                  "Reached expected number of succeeded pods", stamp)
+                conditions = _set(conditions, "Complete", "True", *success, stamp)
                 status["completionTime"] = stamp
                 self.recorder.normal(job, "Completed", "Job completed")
         else:
-            active = await self._manage(key, job, active, pods, succeeded, completed, suspended)
+            active = await self._manage(key, job, active, terminating, pods, succeeded,
+                                        completed | failed_indexes, suspended)
             was = condition(job, "Suspended")
             if suspended and (was is None or was.get("status") != "True"):
                 conditions = _set(conditions, "Suspended", "True", "JobSuspended",
@@ -390,9 +471,106 @@ class JobController(Controller):
         await self._write_status(job, status)
         deadline = spec.get("activeDeadlineSeconds")
         start = parse_time(status.get("startTime"))
-        if deadline and start is not None and failure is None and not complete:
+        if deadline and start is not None and failure is None and success is None:
             left = int(deadline) - (now - start).total_seconds()
             self.enqueue_after(key, max(left, 0) + 0.05)
+
+    async def _track(self, key: str, job: Obj, pods: list[Obj]) -> tuple[Obj, Obj]:
+        """Count the Job's newly finished pods exactly once: record them in
+        ``uncountedTerminatedPods`` (with the indexes they complete or fail), remove
+        their finalizers, then add them to ``succeeded``/``failed``.
+
+        Failures the pod failure policy ignores, and pods terminated after the success
+        criteria were met, lose their finalizer without being counted.
+
+        :returns: the Job as written and its status with the counts updated.
+        """
+        spec = job.get("spec") or {}
+        status = dict(job.get("status") or {})
+        policy = spec.get("podFailurePolicy")
+        failing = _true(job, "FailureTarget") is not None
+        only_terminal = _only_replace_failed(spec) and not failing
+        uncounted = status.get("uncountedTerminatedPods") or {}
+        uncounted_ok = set(uncounted.get("succeeded") or [])
+        uncounted_failed = set(uncounted.get("failed") or [])
+        tracked = [p for p in pods if TRACKING_FINALIZER in (meta(p).get("finalizers") or [])
+                   and meta(p)["uid"] not in self.released]
+        new_ok = [p for p in tracked if _phase(p) == "Succeeded"
+                  and meta(p)["uid"] not in uncounted_ok]
+        failures = [p for p in tracked if _is_failed(p, only_terminal=only_terminal)
+                    and meta(p)["uid"] not in uncounted_failed]
+        verdicts = {meta(p)["uid"]: match_pod_failure_policy(policy, p) for p in failures}
+        new_failed = [p for p in failures if verdicts[meta(p)["uid"]].counted]
+        uncounted_free = [p for p in failures if not verdicts[meta(p)["uid"]].counted]
+        if _true(job, "SuccessCriteriaMet") is not None:
+            uncounted_free += [p for p in tracked if meta(p).get("deletionTimestamp")
+                               and _phase(p) not in ("Succeeded", "Failed")
+                               and meta(p)["uid"] not in verdicts]
+        if failures:
+            self.backoff[key] = (self.backoff.get(key, (0, 0.0))[0] + len(failures),
+                                 self.clock.monotonic())
+        if new_ok:
+            self.backoff.pop(key, None)
+        if _per_index(spec):
+            failed_indexes = parse_indexes(status.get("failedIndexes"))
+            failed_indexes |= _failed_indexes(spec, new_failed, verdicts) - parse_indexes(
+                status.get("completedIndexes"))
+            status["failedIndexes"] = format_indexes(failed_indexes)
+        # step 1: record finished pods before their finalizers go
+        if new_ok or new_failed:
+            status["uncountedTerminatedPods"] = {
+                "succeeded": sorted(uncounted_ok | {meta(p)["uid"] for p in new_ok}),
+                "failed": sorted(uncounted_failed | {meta(p)["uid"] for p in new_failed})}
+            if spec.get("completionMode") == "Indexed":
+                completed = parse_indexes(status.get("completedIndexes"))
+                completed |= {i for p in new_ok if (i := _pod_index(p)) is not None}
+                status["completedIndexes"] = format_indexes(completed)
+            job = await self._write_status(job, status)
+            status = dict(job.get("status") or {})
+            uncounted = status.get("uncountedTerminatedPods") or {}
+            uncounted_ok = set(uncounted.get("succeeded") or [])
+            uncounted_failed = set(uncounted.get("failed") or [])
+        # step 2: remove their finalizers; step 3: count them
+        recorded = uncounted_ok | uncounted_failed
+        release = [p for p in tracked if meta(p)["uid"] in recorded] + uncounted_free
+        if release:
+            await self._remove_finalizers(release)
+        if recorded:
+            status["succeeded"] = int(status.get("succeeded") or 0) + len(uncounted_ok)
+            status["failed"] = int(status.get("failed") or 0) + len(uncounted_failed)
+            status["uncountedTerminatedPods"] = {}
+        return job, status
+
+    def _failure(self, job: Obj, status: Obj, pods: list[Obj], failed: int,
+                 completed: set[int], failed_indexes: set[int],
+                 now: Any) -> tuple[str, str] | None:
+        """(reason, message) of the Job's failure, or None: in Kubernetes' order, a
+        ``FailureTarget`` already set, a pod matching a ``FailJob`` rule, too many
+        failures, the deadline passed, too many failed indexes, every index done with some
+        failed.  Never once ``SuccessCriteriaMet`` is set."""
+        target = _true(job, "FailureTarget")
+        if target is not None:
+            return str(target.get("reason")), str(target.get("message"))
+        if _true(job, "SuccessCriteriaMet") is not None:
+            return None
+        spec = job.get("spec") or {}
+        message = _fail_job_message(spec.get("podFailurePolicy"), pods)
+        if message is not None:
+            return "PodFailurePolicy", message
+        limit = spec.get("backoffLimit")
+        if failed > int(limit if limit is not None else 6):
+            return "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+        if self._past_deadline(job, status, now):
+            return "DeadlineExceeded", "Job was active longer than specified deadline"
+        if _per_index(spec):
+            most = spec.get("maxFailedIndexes")
+            if most is not None and len(failed_indexes) > int(most):
+                return ("MaxFailedIndexesExceeded",
+                        "Job has exceeded the specified maximal number of failed indexes")
+            if failed_indexes and len(failed_indexes | completed) >= int(
+                    spec.get("completions") or 0):
+                return "FailedIndexes", "Job has failed indexes"
+        return None
 
     def _past_deadline(self, job: Obj, status: Obj, now: Any) -> bool:
         deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
@@ -412,9 +590,15 @@ class JobController(Controller):
                 self.expectations.deletion_observed_of(key, ns_name(pod))
                 raise result
 
-    async def _manage(self, key: str, job: Obj, active: list[Obj], pods: list[Obj],
-                      succeeded: int, completed: set[int], suspended: bool) -> list[Obj]:
-        """Create or delete pods towards the wanted number active; the active pods after."""
+    async def _manage(self, key: str, job: Obj, active: list[Obj], terminating: list[Obj],
+                      pods: list[Obj], succeeded: int, done: set[int],
+                      suspended: bool) -> list[Obj]:
+        """Create or delete pods towards the wanted number active; the active pods after.
+
+        :param terminating: pods being deleted; with ``podReplacementPolicy: Failed`` they
+            are replaced only once they failed.
+        :param done: the indexes completed or failed (Indexed Jobs), not to run again.
+        """
         if not self.expectations.satisfied(key):
             return active
         spec = job.get("spec") or {}
@@ -422,12 +606,13 @@ class JobController(Controller):
                           else 1)
         completions = spec.get("completions")
         indexed = spec.get("completionMode") == "Indexed"
+        occupied = active + terminating if _only_replace_failed(spec) else active
         if suspended:
             want = 0
         elif completions is None:
             want = len(active) if succeeded > 0 else parallelism
         else:
-            left = int(completions) - (len(completed) if indexed else succeeded)
+            left = int(completions) - (len(done) if indexed else succeeded)
             want = min(parallelism, max(left, 0))
         if len(active) > want:
             extra = sorted(active, key=lambda p: (is_pod_ready(p),
@@ -435,7 +620,7 @@ class JobController(Controller):
                            reverse=False)[:len(active) - want]
             await self._delete_pods(job, extra, key)
             return [p for p in active if p not in extra]
-        count = min(want - len(active), self.settings.burst_replicas)
+        count = min(want - len(occupied), self.settings.burst_replicas)
         if count <= 0:
             return active
         failures, last = self.backoff.get(key, (0, 0.0))
@@ -448,11 +633,12 @@ class JobController(Controller):
                 return active
         indexes: list[int | None] = [None] * count
         if indexed:
-            busy = {_pod_index(p) for p in active}
+            busy = {_pod_index(p) for p in occupied}
             pending = [i for i in range(int(completions or 0))
-                       if i not in completed and i not in busy]
+                       if i not in done and i not in busy]
             indexes = list(pending[:count])
             count = len(indexes)
+        replaced = _last_failed_by_index(pods) if _per_index(spec) else None
         template = spec.get("template") or {}
         namespace = meta(job)["namespace"]
         self.expectations.expect_creations(key, count)
@@ -460,8 +646,12 @@ class JobController(Controller):
         async def create(i: int) -> None:
             index = indexes[i]
             extra = {COMPLETION_INDEX: str(index)} if index is not None else {}
+            notes = dict(extra)
+            if replaced is not None and index is not None:
+                notes.update(_index_failure_annotations(spec.get("podFailurePolicy"),
+                                                        replaced.get(index)))
             pod = pod_from_template(template, job, generate_name=f"{meta(job)['name']}-",
-                                    extra_labels=extra, extra_annotations=extra,
+                                    extra_labels=extra, extra_annotations=notes,
                                     finalizers=[TRACKING_FINALIZER])
             if index is not None:
                 pod_spec = pod["spec"]
