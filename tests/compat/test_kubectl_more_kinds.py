@@ -1,4 +1,4 @@
-"""kubectl against the kinds added beside the controllers' own: PersistentVolumeClaim,
+"""kubectl against the kinds added after the first ones: PersistentVolumeClaim,
 PersistentVolume, ReplicationController, StatefulSet, Ingress and IngressClass -- the
 columns of ``get`` (and ``-o wide``), ``get all``, ``scale``, ``explain`` and the errors of
 refused updates, as kubectl prints them against a real cluster."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 Kubectl = Any  # tests/compat/conftest.py: the kubectl fixture
@@ -53,11 +54,18 @@ def test_get_columns_of_claims_volumes_and_ingresses(kubectl: Kubectl, ns: str) 
                                 "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE"]
         assert rows(out)[0][:4] == ["data", "Pending", "standard", "<unset>"]
         assert columns(kubectl.ok("-n", ns, "get", "pvc", "-o", "wide").out)[-1] == "VOLUMEMODE"
-        out = kubectl.ok("get", "pv", volume).out
+        # the binder makes a volume without a claim Available (the claim wants another
+        # class, so it stays Pending)
+        for _ in range(100):
+            out = kubectl.ok("get", "pv", volume).out
+            if rows(out)[0][4] == "Available":
+                break
+            time.sleep(0.1)
         assert columns(out) == ["NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS",
                                 "CLAIM", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "REASON",
                                 "AGE"]
-        assert rows(out)[0][:6] == [volume, "2Gi", "RWX", "Retain", "Pending", "<unset>"]
+        assert rows(out)[0][:6] == [volume, "2Gi", "RWX", "Retain", "Available", "<unset>"]
+        assert rows(kubectl.ok("-n", ns, "get", "pvc").out)[0][:2] == ["data", "Pending"]
         out = kubectl.ok("-n", ns, "get", "ing").out
         assert columns(out) == ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
         assert rows(out)[0][:4] == ["web", klass, "example.com", "80, 443"]

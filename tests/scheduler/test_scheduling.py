@@ -294,10 +294,8 @@ async def test_pods_of_a_service_spread_by_default(env) -> None:
 
 
 async def test_pods_wait_for_their_claims_to_exist_and_be_bound(env) -> None:
-    from kubeling.client.resources import Resource
+    from kubeling.client.resources import PERSISTENTVOLUMECLAIMS as claims
 
-    claims = Resource(group="", version="v1", plural="persistentvolumeclaims",
-                      kind="PersistentVolumeClaim", namespaced=True)
     await env.nodes(2)
     await env.scheduler()
     volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]

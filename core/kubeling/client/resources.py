@@ -13,11 +13,15 @@ __all__ = [
     "LEASES",
     "NAMESPACES",
     "NODES",
+    "PERSISTENTVOLUMECLAIMS",
+    "PERSISTENTVOLUMES",
     "PODS",
     "REPLICASETS",
+    "REPLICATIONCONTROLLERS",
     "SECRETS",
     "SERVICEACCOUNTS",
     "SERVICES",
+    "STATEFULSETS",
 ]
 
 
@@ -34,8 +38,13 @@ CONFIGMAPS = _core("configmaps", "ConfigMap")
 SECRETS = _core("secrets", "Secret")
 SERVICEACCOUNTS = _core("serviceaccounts", "ServiceAccount")
 EVENTS = _core("events", "Event")
+PERSISTENTVOLUMECLAIMS = _core("persistentvolumeclaims", "PersistentVolumeClaim")
+PERSISTENTVOLUMES = _core("persistentvolumes", "PersistentVolume", namespaced=False)
+REPLICATIONCONTROLLERS = _core("replicationcontrollers", "ReplicationController")
 REPLICASETS = Resource(group="apps", version="v1", plural="replicasets", kind="ReplicaSet",
                        namespaced=True)
+STATEFULSETS = Resource(group="apps", version="v1", plural="statefulsets", kind="StatefulSet",
+                        namespaced=True)
 DEPLOYMENTS = Resource(group="apps", version="v1", plural="deployments", kind="Deployment",
                        namespaced=True)
 LEASES = Resource(group="coordination.k8s.io", version="v1", plural="leases", kind="Lease",

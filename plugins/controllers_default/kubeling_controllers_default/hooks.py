@@ -60,6 +60,7 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
     "nodelifecycle": ("nodelifecycle", "NodeLifecycleController"),
     "taint-eviction": ("nodelifecycle", "TaintEvictionController"),
     "podgc": ("podgc", "PodGCController"),
+    "persistentvolume-binder": ("volumebinder", "PersistentVolumeBinder"),
     "namespace": ("namespace", "NamespaceController"),
     "serviceaccount": ("namespace", "ServiceAccountController"),
 }

@@ -11,10 +11,14 @@ from kubeling.client.resources import (
     LEASES,
     NAMESPACES,
     NODES,
+    PERSISTENTVOLUMECLAIMS,
+    PERSISTENTVOLUMES,
     PODS,
     REPLICASETS,
+    REPLICATIONCONTROLLERS,
     SERVICEACCOUNTS,
     SERVICES,
+    STATEFULSETS,
 )
 
 __all__ = [
@@ -30,6 +34,7 @@ __all__ = [
     "NAMESPACES",
     "NODES",
     "PERSISTENTVOLUMECLAIMS",
+    "PERSISTENTVOLUMES",
     "PODDISRUPTIONBUDGETS",
     "PODS",
     "REPLICASETS",
@@ -48,9 +53,3 @@ CRONJOBS = Resource(group="batch", version="v1", plural="cronjobs", kind="CronJo
                     namespaced=True)
 PODDISRUPTIONBUDGETS = Resource(group="policy", version="v1", plural="poddisruptionbudgets",
                                 kind="PodDisruptionBudget", namespaced=True)
-STATEFULSETS = Resource(group="apps", version="v1", plural="statefulsets", kind="StatefulSet",
-                        namespaced=True)
-PERSISTENTVOLUMECLAIMS = Resource(group="", version="v1", plural="persistentvolumeclaims",
-                                  kind="PersistentVolumeClaim", namespaced=True)
-REPLICATIONCONTROLLERS = Resource(group="", version="v1", plural="replicationcontrollers",
-                                  kind="ReplicationController", namespaced=True)

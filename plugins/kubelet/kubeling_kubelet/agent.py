@@ -29,6 +29,8 @@ from kubeling.client.resources import (
     LEASES,
     NAMESPACES,
     NODES,
+    PERSISTENTVOLUMECLAIMS,
+    PERSISTENTVOLUMES,
     PODS,
     SECRETS,
     SERVICES,
@@ -132,10 +134,13 @@ class Kubelet:
         self.server: Any = None
         self.static: Any = None
         self.volumes = VolumeManager(self.root, configmap=self.lookup_configmap,
-                                     secret=self.lookup_secret)
+                                     secret=self.lookup_secret, claim=self.lookup_claim,
+                                     persistent_volume=self.lookup_volume)
         self._pods_informer: Any = None
         self._configmaps: Any = None
         self._services: Any = None
+        self._claims: Any = None
+        self._pvs: Any = None
         self._secrets: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._runtime_ok = True
@@ -187,7 +192,10 @@ class Kubelet:
                             on_delete=self._on_config)
             inf.start()
         self._services = informers.informer(SERVICES)  # for pods' service variables
-        self._services.start()
+        self._claims = informers.informer(PERSISTENTVOLUMECLAIMS)  # volumes of claims
+        self._pvs = informers.informer(PERSISTENTVOLUMES)
+        for inf in (self._services, self._claims, self._pvs):
+            inf.start()
         self._pods_informer = informers.informer(
             PODS, field_selector=f"spec.nodeName={self.node_name}")
         self._pods_informer.add_handler(on_add=self._on_pod,
@@ -195,7 +203,8 @@ class Kubelet:
                                         on_delete=self._on_pod_deleted)
         self._pods_informer.start()
         await asyncio.gather(self._configmaps.wait_synced(), self._secrets.wait_synced(),
-                             self._services.wait_synced(), self._pods_informer.wait_synced())
+                             self._services.wait_synced(), self._claims.wait_synced(),
+                             self._pvs.wait_synced(), self._pods_informer.wait_synced())
         self.static = StaticPods(self, self.static_dir)
         mirrors = [p for p in self._pods_informer.list()
                    if MIRROR_ANNOTATION in (p["metadata"].get("annotations") or {})]
@@ -401,6 +410,12 @@ class Kubelet:
 
     def lookup_configmap(self, namespace: str, name: str) -> Obj | None:
         return self._configmaps.get(f"{namespace}/{name}") if self._configmaps else None
+
+    def lookup_claim(self, namespace: str, name: str) -> Obj | None:
+        return self._claims.get(f"{namespace}/{name}") if self._claims else None
+
+    def lookup_volume(self, name: str) -> Obj | None:
+        return self._pvs.get(name) if self._pvs else None
 
     def services(self) -> list[Obj]:
         """Every Service (the informer's view), for pods' service variables."""

@@ -41,14 +41,26 @@ def _mode(value: Any, default: int) -> int:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else default
 
 
+_PV_COMMON = frozenset({"capacity", "accessModes", "claimRef", "persistentVolumeReclaimPolicy",
+                        "storageClassName", "mountOptions", "volumeMode", "nodeAffinity",
+                        "volumeAttributesClassName"})
+"""PersistentVolume spec fields that are not its source."""
+
+
 class VolumeManager:
     """Sets up and tears down the volumes of the pods on this node."""
 
     def __init__(self, root: Path, *, configmap: Lookup, secret: Lookup,
-                 allocatable: Mapping[str, str] | None = None) -> None:
+                 allocatable: Mapping[str, str] | None = None,
+                 claim: Lookup | None = None,
+                 persistent_volume: Callable[[str], Obj | None] | None = None) -> None:
         self.root = root
         self.configmap = configmap
         self.secret = secret
+        self.claim = claim
+        """(namespace, name) -> PersistentVolumeClaim."""
+        self.persistent_volume = persistent_volume
+        """name -> PersistentVolume."""
         self.allocatable = dict(allocatable or {})
         self._tmpfs: set[Path] = set()
 
@@ -81,6 +93,8 @@ class VolumeManager:
                    pod_ip: str, host_ip: str) -> Path:
         if volume.get("hostPath") is not None:
             return self._host_path(volume["hostPath"])
+        if volume.get("persistentVolumeClaim") is not None:
+            return self._claimed(namespace, volume["persistentVolumeClaim"])
         if volume.get("emptyDir") is not None:
             path.mkdir(parents=True, exist_ok=True)
             os.chmod(path, 0o777)
@@ -135,6 +149,28 @@ class VolumeManager:
             return path
         kind = next((k for k in volume if k != "name"), "?")
         raise ValueError(f"volume type {kind} is not supported by this node")
+
+    def _claimed(self, namespace: str, src: Obj) -> Path:
+        """The host directory of a claim's volume: a bound claim's PersistentVolume of
+        type ``hostPath`` or ``local`` (what a single machine can serve)."""
+        name = str(src.get("claimName") or "")
+        claim = self.claim(namespace, name) if self.claim is not None else None
+        if claim is None:
+            raise ValueError(f'persistentvolumeclaim "{name}" not found')
+        volume_name = (claim.get("spec") or {}).get("volumeName")
+        if not volume_name or (claim.get("status") or {}).get("phase") != "Bound":
+            raise ValueError(f'persistentvolumeclaim "{name}" is not bound')
+        pv = self.persistent_volume(str(volume_name)) if self.persistent_volume else None
+        if pv is None:
+            raise ValueError(f'persistentvolume "{volume_name}" not found')
+        spec = pv.get("spec") or {}
+        if spec.get("hostPath") is not None:
+            return self._host_path(spec["hostPath"])
+        if spec.get("local") is not None:
+            return self._host_path({"path": spec["local"].get("path"), "type": "Directory"})
+        kind = next((k for k in spec if k not in _PV_COMMON), "?")
+        raise ValueError(f'persistentvolume "{volume_name}": volume type {kind} is not '
+                         "supported by this node (hostPath and local are)")
 
     def _host_path(self, src: Obj) -> Path:
         path = Path(src.get("path") or "")

@@ -11,26 +11,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubeling.api.registry import Resource
 from kubeling.api.selectors import (
     LabelSelector,
     SelectorError,
     label_selector_from_dict,
     label_selector_from_set,
 )
-from kubeling.client.resources import REPLICASETS, SERVICES
+from kubeling.client.resources import (
+    PERSISTENTVOLUMECLAIMS,
+    REPLICASETS,
+    REPLICATIONCONTROLLERS,
+    SERVICES,
+    STATEFULSETS,
+)
 
 __all__ = ["PERSISTENTVOLUMECLAIMS", "REPLICATIONCONTROLLERS", "STATEFULSETS",
            "WORKLOAD_RESOURCES", "WorkloadSelectors"]
 
 Obj = dict[str, Any]
 
-STATEFULSETS = Resource(group="apps", version="v1", plural="statefulsets", kind="StatefulSet",
-                        namespaced=True)
-REPLICATIONCONTROLLERS = Resource(group="", version="v1", plural="replicationcontrollers",
-                                  kind="ReplicationController", namespaced=True)
-PERSISTENTVOLUMECLAIMS = Resource(group="", version="v1", plural="persistentvolumeclaims",
-                                  kind="PersistentVolumeClaim", namespaced=True)
 WORKLOAD_RESOURCES = (SERVICES, REPLICATIONCONTROLLERS, REPLICASETS, STATEFULSETS)
 """What :class:`WorkloadSelectors` is fed from (one informer each)."""
 

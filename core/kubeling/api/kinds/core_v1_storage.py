@@ -1,8 +1,8 @@
 """Strategies of core/v1 PersistentVolume and PersistentVolumeClaim.
 
-Served as API objects only: nothing in kubeling binds claims to volumes, provisions or
-expands storage, or protects claims in use (no ``kubernetes.io/pvc-protection``
-finalizer), so a claim stays ``Pending`` until a client writes its status.
+The ``persistentvolume-binder`` controller of ``kubeling-controllers-default`` binds claims
+to existing volumes; nothing in kubeling provisions or expands storage, or protects claims
+in use (no ``kubernetes.io/pvc-protection`` finalizer).
 
 Defaults, validation messages and field paths follow the Kubernetes v1.32 API server, with
 the ``VolumeAttributesClass`` and ``RecoverVolumeExpansionFailure`` behaviour of the
