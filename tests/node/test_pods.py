@@ -626,3 +626,36 @@ def test_official_python_client_exec_and_port_forward(cluster: NodeCluster) -> N
         forward.close()
     finally:
         api_client.close()
+
+
+def test_grpc_readiness_probe(cluster: NodeCluster) -> None:
+    grpc = pytest.importorskip("grpc")
+    health = pytest.importorskip("grpc_health.v1.health")
+    health_pb2 = pytest.importorskip("grpc_health.v1.health_pb2")
+    health_pb2_grpc = pytest.importorskip("grpc_health.v1.health_pb2_grpc")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubeling_kubelet import node as node_facts
+
+    # a hostNetwork pod: its IP is the host's, where this test serves the health service
+    host = node_facts.host_ip()
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port(f"{host}:0")
+    servicer.set("app", health_pb2.HealthCheckResponse.SERVING)
+    server.start()
+    try:
+        cluster.apply(simple_pod(cluster, "grpcready", "exec sleep 3600", hostNetwork=True,
+                                 container={"readinessProbe": {
+                                     "grpc": {"port": port, "service": "app"},
+                                     "periodSeconds": 1, "failureThreshold": 1}}))
+        cluster.wait_pod("grpcready", running_and_ready, what="grpcready Ready")
+        servicer.set("app", health_pb2.HealthCheckResponse.NOT_SERVING)
+        cluster.wait_pod("grpcready", lambda p: not running_and_ready(p),
+                         what="grpcready not Ready once NOT_SERVING")
+        servicer.set("app", health_pb2.HealthCheckResponse.SERVING)
+        cluster.wait_pod("grpcready", running_and_ready, what="grpcready Ready again")
+    finally:
+        server.stop(None)
+        cluster.kubectl("delete", "pod", "grpcready", "--wait=true", check=False)

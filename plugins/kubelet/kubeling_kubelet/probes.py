@@ -1,4 +1,5 @@
-"""Liveness, readiness and startup probes (exec, httpGet, tcpSocket) and lifecycle hooks.
+"""Liveness, readiness and startup probes (exec, httpGet, tcpSocket, grpc) and lifecycle
+hooks.
 
 A :class:`Prober` runs one probe of one container on its own timer and reports changes of
 its result through a callback; the pod worker reacts (restart on liveness failure,
@@ -16,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from kubeling.runtime import Runtime
+from kubeling_kubelet import grpcprobe
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,9 @@ async def run_handler(runtime: Runtime, handler: Obj, *, container_id: str, cont
             await asyncio.sleep(float(handler["sleep"].get("seconds") or 0))
             return True, ""
         if handler.get("grpc") is not None:
-            return False, "grpc probes are not supported by this node"
+            action = handler["grpc"]
+            return await grpcprobe.check(pod_ip or "127.0.0.1", int(action.get("port") or 0),
+                                         str(action.get("service") or ""), timeout=timeout)
         return False, "the handler has no action"
     except TimeoutError:
         return False, f"timed out after {timeout:g}s"
