@@ -30,6 +30,7 @@ __all__ = [
     "ContainerStatus",
     "ExecResult",
     "ExecSession",
+    "ImageInfo",
     "ImageNotFoundError",
     "ImagePullError",
     "Mount",
@@ -255,6 +256,17 @@ class ExecSession(Protocol):
 
 
 @attrs.frozen(kw_only=True)
+class ImageInfo:
+    """An image present on the node (what the Node's ``status.images`` lists)."""
+
+    id: str
+    names: Sequence[str] = ()
+    """Its references: ``repo@sha256:...`` digests, then ``repo:tag`` names."""
+    size: int = 0
+    """Bytes."""
+
+
+@attrs.frozen(kw_only=True)
 class RuntimeVersion:
     runtime_name: str
     runtime_version: str
@@ -355,6 +367,10 @@ class Runtime(Protocol):
 
         :raises ImagePullError: with a message fit for ``ErrImagePull``.
         """
+
+    async def list_images(self) -> list[ImageInfo]:
+        """The images present on the node (the kubelet reports the largest 50 in the
+        Node's status, which the scheduler's ImageLocality scores by)."""
 
     # -- streaming
     def logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,

@@ -62,6 +62,12 @@ def test_node_is_registered(cluster: NodeCluster) -> None:
     lease = cluster.get("lease", cluster.node, "kube-node-lease")
     assert lease["spec"]["holderIdentity"] == cluster.node
     assert lease["spec"]["renewTime"]
+    # the node's images, largest first (what the scheduler's ImageLocality scores)
+    images = status["images"]
+    assert 0 < len(images) <= 50
+    sizes = [i["sizeBytes"] for i in images]
+    assert sizes == sorted(sizes, reverse=True) and all(s > 0 for s in sizes)
+    assert any(cluster.image in i["names"] for i in images)
 
 
 def test_replicated_httpd_pods_answer_on_their_ips(cluster: NodeCluster) -> None:

@@ -318,7 +318,11 @@ class RuntimeContract:
 
     async def test_images(self, runtime: Runtime, image: str, labels: dict[str, str],
                           cleanup: None) -> None:
-        assert await runtime.image_present(image)
+        image_id = await runtime.image_present(image)
+        assert image_id
+        listed = {i.id: i for i in await runtime.list_images()}
+        assert image_id in listed and listed[image_id].size > 0
+        assert any(n == image or n.endswith(f"/{image}") for n in listed[image_id].names)
         missing = "127.0.0.1:1/kubeling-contract/missing:1"
         assert await runtime.image_present(missing) is None
         with pytest.raises(ImagePullError) as info:

@@ -97,6 +97,10 @@ class KubeletSettings:
     """Extra labels of the Node."""
 
 
+MAX_STATUS_IMAGES = 50
+"""Images listed in the Node's status (Kubernetes' default ``nodeStatusMaxImages``)."""
+
+
 def secrets_token() -> str:
     return secrets.token_hex(8)
 
@@ -286,9 +290,27 @@ class Kubelet:
             },
         }
 
+    async def _images(self) -> list[Obj] | None:
+        """The node's images for its status, largest first, at most 50 (the kubelet's
+        ``nodeStatusMaxImages``); None when the runtime cannot list them."""
+        lister = getattr(self.runtime, "list_images", None)
+        if lister is None:
+            return None
+        try:
+            images = await lister()
+        except ContainerRuntimeError as exc:
+            log.debug("listing images failed: %s", exc)
+            return None
+        images = sorted((i for i in images if i.names), key=lambda i: -i.size)
+        return [{"names": list(i.names), "sizeBytes": i.size}
+                for i in images[:MAX_STATUS_IMAGES]]
+
     async def _register(self) -> None:
         version = (await self.runtime.version()).uri
         body = self._node_object(version)
+        images = await self._images()
+        if images is not None:
+            body["status"]["images"] = images
         try:
             created = await self.client.create(NODES, body)
             self.node_uid = created["metadata"]["uid"]
@@ -344,8 +366,12 @@ class Kubelet:
                 self._node_conditions = node_facts.conditions(
                     self.root, self._node_conditions, runtime_ok=self._runtime_ok,
                     runtime_message=self._runtime_message)
-                await self.client.patch(NODES, self.node_name, {"status": {
-                    "conditions": self._node_conditions}}, subresource="status")
+                status: Obj = {"conditions": self._node_conditions}
+                images = await self._images()
+                if images is not None:
+                    status["images"] = images
+                await self.client.patch(NODES, self.node_name, {"status": status},
+                                        subresource="status")
             except asyncio.CancelledError:
                 raise
             except ApiError as exc:

@@ -43,6 +43,7 @@ from kubeling.runtime import (
     ContainerState,
     ContainerStatus,
     ExecResult,
+    ImageInfo,
     ImageNotFoundError,
     ImagePullError,
     NotFoundError,
@@ -238,6 +239,17 @@ class DockerRuntime:
         except NotFoundError:
             return None
         return str(info.get("Id", ""))
+
+    async def list_images(self) -> list[ImageInfo]:
+        images = await self._json("images/json")
+        out = []
+        for image in images or []:
+            names = [n for n in [*(image.get("RepoDigests") or []),
+                                 *(image.get("RepoTags") or [])]
+                     if n and "<none>" not in n]
+            out.append(ImageInfo(id=str(image.get("Id", "")), names=tuple(names),
+                                 size=int(image.get("Size") or 0)))
+        return out
 
     async def pull_image(self, image: str) -> str:
         registry = _registry_of(image)
