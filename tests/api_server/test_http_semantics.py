@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,7 @@ from kubeling.client.resources import CONFIGMAPS as _CM
 from kubeling.testing.cluster import api_server
 
 JSON = {"Content-Type": "application/json"}
+APPLY_YAML = {"Content-Type": "application/apply-patch+yaml"}
 
 
 class Http:
@@ -194,6 +196,160 @@ async def test_unknown_fields_warn_strict_and_ignore(http: Http) -> None:
     assert 'unknown field "extra"' in err["message"]
     status, _, headers = await http.call("POST", CMS, body, params={"fieldValidation": "Ignore"})
     assert status == 201 and "Warning" not in headers
+
+
+DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
+
+# Kubernetes' own field-validation integration test body (test/integration/apiserver)
+DUPLICATED_JSON = """{
+  "apiVersion": "apps/v1", "kind": "Deployment",
+  "metadata": {"name": "dupename", "name": "%s", "labels": {"app": "nginx"},
+               "unknownMeta": "metaVal"},
+  "spec": {"unknown1": "val1", "unknownDupe": "valDupe", "unknownDupe": "valDupe2",
+           "paused": true, "paused": false,
+           "selector": {"matchLabels": {"app": "nginx"}},
+           "template": {"metadata": {"labels": {"app": "nginx"}},
+                        "spec": {"containers": [{"name": "nginx", "image": "nginx:latest",
+                                                 "unknownNested": "val1",
+                                                 "imagePullPolicy": "Always",
+                                                 "imagePullPolicy": "Never"}]}}}}"""
+
+DUPLICATED_YAML = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: dupename
+  name: %s
+  unknownMeta: metaVal
+  labels:
+    app: nginx
+spec:
+  unknown1: val1
+  unknownDupe: valDupe
+  unknownDupe: valDupe2
+  paused: true
+  paused: false
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:latest
+        unknownNested: val1
+        imagePullPolicy: Always
+        imagePullPolicy: Never"""
+
+JSON_PROBLEMS = [
+    'duplicate field "metadata.name"', 'unknown field "metadata.unknownMeta"',
+    'unknown field "spec.unknown1"', 'unknown field "spec.unknownDupe"',
+    'duplicate field "spec.paused"',
+    'unknown field "spec.template.spec.containers[0].unknownNested"',
+    'duplicate field "spec.template.spec.containers[0].imagePullPolicy"']
+
+
+def warnings_of(headers: Any) -> list[str]:
+    """The texts of the ``299 - "..."`` warnings of a response."""
+    joined = ", ".join(headers.getall("Warning", []))
+    return [json.loads(quoted) for quoted in re.findall(r'299 - ("(?:[^"\\]|\\.)*")', joined)]
+
+
+async def test_duplicate_json_fields_per_field_validation(http: Http) -> None:
+    def body(name: str) -> bytes:
+        return (DUPLICATED_JSON % name).encode()
+
+    status, err, _ = await http.call("POST", DEPLOYS, raw=body("strict"),
+                                     params={"fieldValidation": "Strict"})
+    assert status == 400 and err["reason"] == "BadRequest"
+    assert err["message"] == ('Deployment in version "v1" cannot be handled as a Deployment: '
+                              "strict decoding error: " + ", ".join(JSON_PROBLEMS))
+    status, _, _ = await http.call("GET", f"{DEPLOYS}/strict")
+    assert status == 404
+    for params, name in (({"fieldValidation": "Warn"}, "warn"), ({}, "default")):
+        status, obj, headers = await http.call("POST", DEPLOYS, raw=body(name), params=params)
+        assert status == 201 and warnings_of(headers) == JSON_PROBLEMS
+        # the last value wins, as in Kubernetes
+        assert obj["metadata"]["name"] == name and obj["spec"]["paused"] is False
+        assert obj["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "Never"
+    status, obj, headers = await http.call("POST", DEPLOYS, raw=body("ignore"),
+                                           params={"fieldValidation": "Ignore"})
+    assert status == 201 and "Warning" not in headers
+    # a replace is held to the same rules
+    status, err, _ = await http.call("PUT", f"{DEPLOYS}/ignore", raw=body("ignore"),
+                                     params={"fieldValidation": "Strict"})
+    assert status == 400 and err["message"].endswith(", ".join(JSON_PROBLEMS))
+    # keys repeated in different objects, or inside strings, are no duplicates
+    status, _, headers = await http.call("POST", CMS, raw=(
+        b'{"metadata": {"name": "fine", "labels": {"name": "x"}}, "data": '
+        b'{"name": "\\"name\\": 1", "k" : "v"}}'), params={"fieldValidation": "Strict"})
+    assert status == 201 and "Warning" not in headers
+
+
+async def test_duplicate_yaml_keys_per_field_validation(http: Http) -> None:
+    yaml_type = {"Content-Type": "application/yaml"}
+    lines = ['line 5: key "name" already set in map',
+             'line 12: key "unknownDupe" already set in map',
+             'line 14: key "paused" already set in map',
+             'line 28: key "imagePullPolicy" already set in map']
+    unknown = ['unknown field "metadata.unknownMeta"',
+               'unknown field "spec.template.spec.containers[0].unknownNested"',
+               'unknown field "spec.unknown1"', 'unknown field "spec.unknownDupe"']
+    status, err, _ = await http.call("POST", DEPLOYS, raw=(DUPLICATED_YAML % "y").encode(),
+                                     headers=yaml_type, params={"fieldValidation": "Strict"})
+    assert status == 400
+    assert err["message"].endswith("strict decoding error: yaml: unmarshal errors:\n  " +
+                                   "\n  ".join(lines) + ", " + ", ".join(unknown))
+    status, obj, headers = await http.call("POST", DEPLOYS, raw=(DUPLICATED_YAML % "y").encode(),
+                                           headers=yaml_type)
+    assert status == 201 and warnings_of(headers) == lines + unknown
+    assert obj["spec"]["paused"] is False
+
+
+async def test_duplicate_fields_in_patches_and_apply(http: Http) -> None:
+    created = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "p"},
+               "spec": {"selector": {"matchLabels": {"app": "nginx"}},
+                        "template": {"metadata": {"labels": {"app": "nginx"}},
+                                     "spec": {"containers": [{"name": "nginx",
+                                                              "image": "nginx:latest"}]}}}}
+    status, _, _ = await http.call("POST", DEPLOYS, created)
+    assert status == 201
+    patch = (b'{"spec": {"unknown1": "val1", "unknownDupe": "a", "unknownDupe": "b", '
+             b'"paused": true, "paused": false, "template": {"spec": {"containers": [{'
+             b'"name": "nginx", "image": "nginx:latest", "unknownNested": "val1", '
+             b'"imagePullPolicy": "Always", "imagePullPolicy": "Never"}]}}}}')
+    problems = ['duplicate field "spec.unknownDupe"', 'duplicate field "spec.paused"',
+                'duplicate field "spec.template.spec.containers[0].imagePullPolicy"',
+                'unknown field "spec.template.spec.containers[0].unknownNested"',
+                'unknown field "spec.unknown1"', 'unknown field "spec.unknownDupe"']
+    for patch_type in ("application/merge-patch+json",
+                       "application/strategic-merge-patch+json"):
+        status, err, _ = await http.call("PATCH", f"{DEPLOYS}/p", raw=patch,
+                                         headers={"Content-Type": patch_type},
+                                         params={"fieldValidation": "Strict"})
+        assert status == 400, err
+        assert err["message"].endswith("strict decoding error: " + ", ".join(problems))
+        status, _, headers = await http.call("PATCH", f"{DEPLOYS}/p", raw=patch,
+                                             headers={"Content-Type": patch_type})
+        assert status == 200 and warnings_of(headers) == problems
+    apply = (b'{\n"apiVersion": "apps/v1",\n"kind": "Deployment",\n"metadata": {"name": "p"},'
+             b'\n"spec": {\n"paused": false,\n"paused": true}}')
+    params = {"fieldManager": "mgr", "force": "true"}
+    status, err, _ = await http.call("PATCH", f"{DEPLOYS}/p", raw=apply, headers=APPLY_YAML,
+                                     params={**params, "fieldValidation": "Strict"})
+    assert status == 400
+    assert err["message"] == ("error strict decoding YAML: error converting YAML to JSON: "
+                              'yaml: unmarshal errors:\n  line 7: key "paused" already set '
+                              "in map")
+    status, obj, headers = await http.call("PATCH", f"{DEPLOYS}/p", raw=apply,
+                                           headers=APPLY_YAML, params=params)
+    assert status == 200 and obj["spec"]["paused"] is True
+    assert warnings_of(headers) == ['line 7: key "paused" already set in map']
+    status, _, headers = await http.call("PATCH", f"{DEPLOYS}/p", raw=apply, headers=APPLY_YAML,
+                                         params={**params, "fieldValidation": "Ignore"})
+    assert status == 200 and "Warning" not in headers
 
 
 async def test_label_and_field_selectors(http: Http) -> None:

@@ -262,3 +262,27 @@ def test_delete_cascade_modes(kubectl: Kubectl, ns: str, cascade: str) -> None:
     else:
         kubectl.wait_for(lambda: kubectl("-n", ns, "get", "cm", "dependent").rc != 0,
                          timeout=30)
+
+
+def test_duplicate_fields_reach_the_server_only_through_raw(kubectl: Kubectl, ns: str,
+                                                             tmp_path: Any) -> None:
+    path = tmp_path / "dup.json"
+    path.write_text('{"apiVersion": "v1", "kind": "ConfigMap", '
+                    '"metadata": {"name": "first", "name": "dup"}, '
+                    '"data": {"a": "1", "a": "2"}}')
+    # kubectl create -f decodes the file itself: the last value wins before it sends it
+    assert kubectl.ok("-n", ns, "create", "-f", str(path)).out.strip() == \
+        "configmap/dup created"
+    kubectl.ok("-n", ns, "delete", "configmap", "dup")
+    # --raw sends the bytes as they are: the server's strict decoding names the duplicates
+    url = f"/api/v1/namespaces/{ns}/configmaps"
+    strict = kubectl.fails("create", "--raw", url + "?fieldValidation=Strict", "-f", str(path))
+    assert strict.err.strip() == (
+        'Error from server (BadRequest): ConfigMap in version "v1" cannot be handled as a '
+        'ConfigMap: strict decoding error: duplicate field "metadata.name", duplicate field '
+        '"data.a"')
+    kubectl.fails("-n", ns, "get", "configmap", "dup")
+    warned = kubectl.ok("create", "--raw", url, "-f", str(path))
+    assert warned.err.splitlines() == ['Warning: duplicate field "metadata.name"',
+                                       'Warning: duplicate field "data.a"']
+    assert json.loads(warned.out)["data"] == {"a": "2"}

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from kubeling.api.auth import UserInfo
+from kubeling.api.duplicates import decode_yaml_noting_duplicates
 from kubeling.api.encoding import decode_body
 from kubeling.api.errors import ApiError, Cause
 from kubeling.api.registry import KindInfo
@@ -726,6 +727,23 @@ def reject_force(req: ApiRequest) -> None:
             "force", "may not be specified for non-apply patch")])
 
 
+def _decode_configuration(req: ApiRequest) -> tuple[Any, list[str]]:
+    """The apply configuration, and yaml.v2's ``line N: key "k" already set in map`` for
+    each key it sets twice: a 400 when ``fieldValidation`` is Strict (as Kubernetes' strict
+    YAML decoding), the warnings to send when Warn."""
+    from kubeling.api.handlers import _field_validation
+
+    mode = _field_validation(req)
+    if mode == "Ignore":
+        return decode_body(req.body, "application/yaml"), []
+    body, found = decode_yaml_noting_duplicates(req.body)
+    lines = list(found.yaml_lines)
+    if lines and mode == "Strict":
+        raise ApiError.bad_request("error strict decoding YAML: error converting YAML to JSON: "
+                                   "yaml: unmarshal errors:\n  " + "\n  ".join(lines))
+    return body, lines
+
+
 async def apply_request(handlers: Handlers, t: Target, req: ApiRequest, user: UserInfo
                         ) -> ApiResponse:
     """Serve ``PATCH`` with ``application/apply-patch+yaml``: create or apply."""
@@ -739,7 +757,7 @@ async def apply_request(handlers: Handlers, t: Target, req: ApiRequest, user: Us
     manager = manager_name(req, required=True)
     force = _flag(req, "force")
     dry_run = _dry_run(req)
-    body = decode_body(req.body, "application/yaml")
+    body, repeated = _decode_configuration(req)
     if not isinstance(body, dict):
         raise ApiError.bad_request(f"the request body must be a {kind.kind} object, not "
                                    f"{type(body).__name__}")
@@ -749,6 +767,7 @@ async def apply_request(handlers: Handlers, t: Target, req: ApiRequest, user: Us
     if not body.get("apiVersion"):
         raise ApiError.bad_request(f"Object 'apiVersion' is missing in '{shown}'")
     config, warnings = handlers._check_object(t, body, req)
+    warnings = repeated + warnings
     meta = config["metadata"]
     if meta.get("name") and meta["name"] != t.name:
         raise ApiError.bad_request(f"the name of the object ({meta['name']}) does not match "

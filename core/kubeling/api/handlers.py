@@ -25,7 +25,19 @@ from kubeling.api import apply as managed_fields
 from kubeling.api import tables
 from kubeling.api.admission import AdmissionRequest
 from kubeling.api.auth import UserInfo
-from kubeling.api.encoding import decode_body, decode_stored, encode_for_storage, stored_with_rv
+from kubeling.api.duplicates import (
+    NO_DUPLICATES,
+    Duplicates,
+    decode_yaml_noting_duplicates,
+    json_duplicates,
+)
+from kubeling.api.encoding import (
+    PROTOBUF,
+    decode_body,
+    decode_stored,
+    encode_for_storage,
+    stored_with_rv,
+)
 from kubeling.api.errors import ApiError, Cause
 from kubeling.api.patch import PatchError, json_merge_patch, json_patch, strategic_merge_patch
 from kubeling.api.registry import KindInfo
@@ -110,6 +122,35 @@ def _field_validation(req: ApiRequest) -> str:
     return value
 
 
+def _strict_problems(unknown: tuple[str, ...], duplicates: Duplicates, *, strict: bool,
+                     patch: bool) -> list[str]:
+    """The strict decoding problems of a body, worded and ordered as Kubernetes does.
+
+    JSON: ``duplicate field "<path>"`` and ``unknown field "<path>"`` in document order, a
+    field both repeated and unknown (or inside an unknown one) reported as unknown only; for
+    a patch the patch's duplicates come first.  YAML: yaml.v2's ``line N: key "k" already
+    set in map`` lines first (one ``yaml: unmarshal errors:`` error when ``strict``), then
+    the unknown fields.
+    """
+    found = [f'unknown field "{f}"' for f in unknown]
+    if duplicates.yaml_lines:
+        lines = list(duplicates.yaml_lines)
+        return (["yaml: unmarshal errors:\n  " + "\n  ".join(lines)] if strict else lines) \
+            + found
+    if not duplicates.fields:
+        return found
+    repeated = [f'duplicate field "{f}"' for f in duplicates.fields]
+    if patch:
+        return repeated + found
+    last = len(duplicates.order)
+    ranked = [(duplicates.order.get(u, last + i), text) for i, (u, text)
+              in enumerate(zip(unknown, found, strict=True))]
+    ranked += [(duplicates.order[f], text) for f, text in zip(duplicates.fields, repeated,
+                                                               strict=True)
+               if not any(f == u or f.startswith((u + ".", u + "[")) for u in unknown)]
+    return [text for _, text in sorted(ranked, key=lambda pair: pair[0])]
+
+
 def _warning_header(warnings: list[str]) -> dict[str, str]:
     if not warnings:
         return {}
@@ -158,13 +199,29 @@ class Handlers:
         content_type = (req.header("content-type") or "application/json").split(";")[0].strip()
         if content_type not in BODY_TYPES and not content_type.endswith(("+json", "+yaml")):
             raise ApiError.unsupported_media_type(content_type, BODY_TYPES)
-        obj = decode_body(req.body, content_type)
+        duplicates = NO_DUPLICATES
+        noting = expect_kind is None and _field_validation(req) != "Ignore"
+        if noting and "yaml" in content_type:
+            obj, duplicates = decode_yaml_noting_duplicates(req.body)
+        else:
+            obj = decode_body(req.body, content_type)
+            if noting and not content_type.startswith(PROTOBUF):
+                duplicates = json_duplicates(req.body, obj)
         return self._check_object(t, obj, req, expect_kind=expect_kind,
-                                  expect_api_version=expect_api_version)
+                                  expect_api_version=expect_api_version, duplicates=duplicates)
 
     def _check_object(self, t: Target, obj: Any, req: ApiRequest, *,
                       expect_kind: str | None = None,
-                      expect_api_version: str | None = None) -> tuple[Obj, list[str]]:
+                      expect_api_version: str | None = None,
+                      duplicates: Duplicates = NO_DUPLICATES,
+                      patch: bool = False) -> tuple[Obj, list[str]]:
+        """Check a decoded body as the target kind: apiVersion and kind, the schema, and
+        (unless ``expect_kind``) unknown and ``duplicates`` fields per ``fieldValidation``:
+        a 400 when Strict, the warnings to send when Warn.
+
+        :param duplicates: what the body (or, with ``patch``, the patch) set twice.
+        :param patch: ``obj`` is a patched object: the patch's duplicates come first.
+        """
         kind = t.kind
         want_kind = expect_kind or kind.kind
         want_version = expect_api_version or kind.api_version
@@ -184,22 +241,25 @@ class Handlers:
         obj["apiVersion"] = want_version
         obj["kind"] = want_kind
         warnings: list[str] = []
-        if expect_kind is None and kind.model is not None:
+        if expect_kind is None:
             mode = _field_validation(req)
-            result = schema_for(kind.model).check(obj, unknown=mode.lower())
-            if result.errors:
-                details = "; ".join(f"{path}: {msg}" if path else msg
-                                    for path, msg in result.errors)
-                raise ApiError.bad_request(f"{want_kind} in version \"{kind.version}\" cannot "
-                                           f"be handled as a {want_kind}: {details}")
-            if result.unknown_fields:
-                if mode == "Strict":
-                    fields = ", ".join(f'unknown field "{f}"' for f in result.unknown_fields)
-                    raise ApiError.bad_request(
-                        f'{want_kind} in version "{kind.version}" cannot be handled as a '
-                        f"{want_kind}: strict decoding error: {fields}")
-                if mode == "Warn":
-                    warnings = [f'unknown field "{f}"' for f in result.unknown_fields]
+            unknown: tuple[str, ...] = ()
+            if kind.model is not None:
+                result = schema_for(kind.model).check(obj, unknown=mode.lower())
+                if result.errors:
+                    details = "; ".join(f"{path}: {msg}" if path else msg
+                                        for path, msg in result.errors)
+                    raise ApiError.bad_request(f"{want_kind} in version \"{kind.version}\" "
+                                               f"cannot be handled as a {want_kind}: {details}")
+                unknown = result.unknown_fields
+            problems = _strict_problems(unknown, duplicates, strict=mode == "Strict",
+                                        patch=patch)
+            if problems and mode == "Strict":
+                raise ApiError.bad_request(
+                    f'{want_kind} in version "{kind.version}" cannot be handled as a '
+                    f"{want_kind}: strict decoding error: {', '.join(problems)}")
+            if mode == "Warn":
+                warnings = problems
         meta = obj.get("metadata")
         if meta is None:
             obj["metadata"] = {}
@@ -618,6 +678,9 @@ class Handlers:
         mode = _field_validation(req)
         kind = t.kind
         warnings: list[str] = []
+        duplicates = NO_DUPLICATES
+        if mode != "Ignore" and content_type != "application/json-patch+json":
+            duplicates = json_duplicates(req.body, patch)
 
         def compute(current: Obj) -> Obj:
             nonlocal warnings
@@ -647,7 +710,8 @@ class Handlers:
                 # managedFields migration relies on this)
                 raise ApiError.stale(kind.plural, kind.group, t.name or "")
             checked, warnings = self._check_object(
-                t, patched, attrs.evolve(req, query={**req.query, "fieldValidation": mode}))
+                t, patched, attrs.evolve(req, query={**req.query, "fieldValidation": mode}),
+                duplicates=duplicates, patch=True)
             return checked
 
         precondition = None
