@@ -61,14 +61,18 @@ async def test_runs_on_schedule_records_success_and_keeps_history(tmp_path: Path
         clock.set(half_past(cj))
         await asyncio.sleep(0.3)
         assert await jobs_of(client, "tick") == []  # the first minute has not come yet
+        seen: set[str] = set()
         for run in range(1, 4):
             clock.advance(60)
 
             async def ran(n: int = run) -> bool:
+                # this run's Job, not only as many Jobs as the last run left
                 jobs = await jobs_of(client, "tick")
-                return len(jobs) == min(n, 2) and all(complete(j) for j in jobs)
+                return len(jobs) == min(n, 2) and all(complete(j) for j in jobs) and \
+                    jobs[-1]["metadata"]["name"] not in seen
 
             await eventually(ran, timeout=10)
+            seen.update(j["metadata"]["name"] for j in await jobs_of(client, "tick"))
         jobs = await jobs_of(client, "tick")
         job = jobs[-1]
         assert job["metadata"]["ownerReferences"][0]["uid"] == cj["metadata"]["uid"]
