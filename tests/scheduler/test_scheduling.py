@@ -331,3 +331,33 @@ async def test_pods_wait_for_their_claims_to_exist_and_be_bound(env) -> None:
     # pods without claims are not held up
     await env.pod("plain")
     assert await env.bound("plain")
+
+
+async def test_preemption_prefers_victims_no_disruption_budget_protects(env) -> None:
+    from kubeling.client.resources import PODDISRUPTIONBUDGETS
+
+    await env.client.create(PRIORITY_CLASSES, {"metadata": {"name": "low"}, "value": 10})
+    await env.client.create(PRIORITY_CLASSES, {"metadata": {"name": "high"}, "value": 1000})
+    fleet = await env.nodes(2, cpu="1", name_prefix="pair-")
+    # the protected pod starts last: without budgets, the youngest victim's node would win
+    await env.pod("free", cpu="1", labels={"app": "batch"}, priorityClassName="low",
+                  nodeName=fleet.names[1])
+    await env.running("free")
+    await asyncio.sleep(1.1)  # start times have a resolution of a second
+    await env.pod("guarded", cpu="1", labels={"app": "db"}, priorityClassName="low",
+                  nodeName=fleet.names[0])
+    await env.running("guarded")
+    budget = await env.client.create(PODDISRUPTIONBUDGETS, {
+        "metadata": {"name": "db"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}, "default")
+    await env.client.update_status(PODDISRUPTIONBUDGETS, {**budget, "status": {
+        "disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1,
+        "expectedPods": 1, "observedGeneration": budget["metadata"]["generation"]}})
+    await env.scheduler()
+    await asyncio.sleep(0.2)
+    await env.pod("vip", cpu="1", priorityClassName="high")
+    assert await env.bound("vip", timeout=15) == fleet.names[1]
+    await env.wait_event("free", "Preempted")
+    names = {p["metadata"]["name"] for p in (await env.client.list(PODS, "default"))["items"]
+             if not p["metadata"].get("deletionTimestamp")}
+    assert names == {"guarded", "vip"}

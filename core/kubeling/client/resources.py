@@ -15,6 +15,7 @@ __all__ = [
     "NODES",
     "PERSISTENTVOLUMECLAIMS",
     "PERSISTENTVOLUMES",
+    "PODDISRUPTIONBUDGETS",
     "PODS",
     "REPLICASETS",
     "REPLICATIONCONTROLLERS",
@@ -51,3 +52,5 @@ LEASES = Resource(group="coordination.k8s.io", version="v1", plural="leases", ki
                   namespaced=True)
 ENDPOINTSLICES = Resource(group="discovery.k8s.io", version="v1", plural="endpointslices",
                           kind="EndpointSlice", namespaced=True)
+PODDISRUPTIONBUDGETS = Resource(group="policy", version="v1", plural="poddisruptionbudgets",
+                                kind="PodDisruptionBudget", namespaced=True)

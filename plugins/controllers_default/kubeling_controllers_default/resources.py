@@ -13,6 +13,7 @@ from kubeling.client.resources import (
     NODES,
     PERSISTENTVOLUMECLAIMS,
     PERSISTENTVOLUMES,
+    PODDISRUPTIONBUDGETS,
     PODS,
     REPLICASETS,
     REPLICATIONCONTROLLERS,
@@ -51,5 +52,3 @@ CONTROLLERREVISIONS = Resource(group="apps", version="v1", plural="controllerrev
 JOBS = Resource(group="batch", version="v1", plural="jobs", kind="Job", namespaced=True)
 CRONJOBS = Resource(group="batch", version="v1", plural="cronjobs", kind="CronJob",
                     namespaced=True)
-PODDISRUPTIONBUDGETS = Resource(group="policy", version="v1", plural="poddisruptionbudgets",
-                                kind="PodDisruptionBudget", namespaced=True)

@@ -197,7 +197,7 @@ class Handle:
 
     def __init__(self, cache: Cache, *, client: Any = None, events: Any = None,
                  nominator: Any = None, scheduler: Any = None, workloads: Any = None,
-                 claims: Any = None) -> None:
+                 claims: Any = None, budgets: Any = None) -> None:
         self.cache = cache
         self.workloads = workloads
         """The Services' and controllers' selectors
@@ -206,6 +206,8 @@ class Handle:
         self.claims = claims
         """PersistentVolumeClaims by ``namespace/name`` (an informer: ``get(key)``); None
         without an API."""
+        self.budgets = budgets
+        """PodDisruptionBudgets (an informer: ``list()``); None without an API."""
         self.client = client
         self.events = events
         self.nominator = nominator

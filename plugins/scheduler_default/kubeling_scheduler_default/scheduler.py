@@ -21,7 +21,7 @@ from typing import Any
 from kubeling import hookimpl
 from kubeling.api.errors import ApiError
 from kubeling.api.registry import Resource
-from kubeling.client.resources import NAMESPACES, NODES, PODS
+from kubeling.client.resources import NAMESPACES, NODES, PODDISRUPTIONBUDGETS, PODS
 from kubeling_scheduler_default.cache import Cache
 from kubeling_scheduler_default.config import Profile, SchedulerSettings
 from kubeling_scheduler_default.events import EventRecorder
@@ -125,6 +125,9 @@ class Scheduler:
         self.claims = informers.informer(PERSISTENTVOLUMECLAIMS) if informers is not None \
             else None
         """PersistentVolumeClaims (VolumeBinding); None without an API."""
+        self.budgets = informers.informer(PODDISRUPTIONBUDGETS) if informers is not None \
+            else None
+        """PodDisruptionBudgets (DefaultPreemption); None without an API."""
         self.events = EventRecorder(client, workers=settings.event_workers)
         self.profiles: dict[str, Framework] = self.build_profiles(settings)
         first = next(iter(self.profiles.values()))
@@ -160,7 +163,8 @@ class Scheduler:
                                  f"{profile.scheduler_name!r} is used twice")
             handle = Handle(self.cache, client=self.client, events=self.events,
                             nominator=self.nominator, scheduler=self,
-                            workloads=self.workloads, claims=self.claims)
+                            workloads=self.workloads, claims=self.claims,
+                            budgets=self.budgets)
             fw = Framework(profile, self.registry, handle,
                            percentage_of_nodes_to_score=settings.percentage_of_nodes_to_score)
             profiles[profile.scheduler_name] = fw
@@ -369,10 +373,12 @@ class Scheduler:
         assert claims is not None
         claims.add_handler(lambda _obj: self.queue.move_all("PvcChange"),
                            lambda _old, _new: self.queue.move_all("PvcChange"), None)
-        for informer in (pcs, namespaces, nodes, claims, *workloads):
+        budgets = self.budgets
+        assert budgets is not None
+        for informer in (pcs, namespaces, nodes, claims, budgets, *workloads):
             informer.start()
         await asyncio.gather(*(i.wait_synced() for i in (pcs, namespaces, nodes, claims,
-                                                         *workloads)))
+                                                         budgets, *workloads)))
         pods = informers.informer(PODS)
         pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
         pods.start()

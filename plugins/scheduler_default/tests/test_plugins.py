@@ -574,3 +574,32 @@ def test_system_default_spreading_follows_the_default_selector() -> None:
     raw = plugin.score_nodes(state, pod, fw.handle.table, slots)
     plugin.normalize_score(state, pod, raw)
     assert raw[0] < min(raw[1:])  # the node holding the four matching pods scores lowest
+
+
+def test_budgets_split_victims_and_decide_the_node() -> None:
+    from kubeling_scheduler_default.plugins.defaultpreemption import (
+        Victims,
+        pick_one_node,
+        split_by_budgets,
+    )
+
+    pods = [pod_info(f"db-{i}", labels={"app": "db"}) for i in range(3)]
+    pods.append(pod_info("web", labels={"app": "web"}))
+    pods.append(pod_info("bare"))
+    budget = {"metadata": {"namespace": "default", "name": "db"},
+              "spec": {"selector": {"matchLabels": {"app": "db"}}},
+              "status": {"disruptionsAllowed": 1, "disruptedPods": {"db-2": "x"}}}
+    violating, others = split_by_budgets(pods, [budget])
+    # one disruption allowed: db-0 uses it, db-1 would violate, db-2 is already disrupted
+    assert [p.name for p in violating] == ["db-1"]
+    assert [p.name for p in others] == ["db-0", "db-2", "web", "bare"]
+    other_ns = {**budget, "metadata": {"namespace": "elsewhere", "name": "db"}}
+    assert split_by_budgets(pods, [other_ns])[0] == []
+    empty = {**budget, "spec": {"selector": {}}}
+    assert split_by_budgets(pods, [empty])[0] == []
+    # fewer violations beat a lower victim priority
+    low = pod_info("low", priority=1)
+    high = pod_info("high", priority=100)
+    assert pick_one_node([Victims("a", [low], violations=1),
+                          Victims("b", [high], violations=0)]).node == "b"
+    assert pick_one_node([Victims("a", [low]), Victims("b", [high])]).node == "a"
