@@ -38,7 +38,9 @@ def docker_ids(cluster: NodeCluster) -> set[str]:
 def simple_pod(cluster: NodeCluster, name: str, script: str, **spec: Any) -> str:
     container = {"name": "app", "image": cluster.image, "command": ["/bin/sh", "-c", script],
                  **spec.pop("container", {})}
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+    labels = spec.pop("metadata_labels", None)
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, **({"labels": labels} if labels else {})},
            "spec": {"nodeName": cluster.node, "terminationGracePeriodSeconds": 5,
                     "containers": [container], **spec}}
     return json.dumps(pod)
@@ -665,3 +667,23 @@ def test_grpc_readiness_probe(cluster: NodeCluster) -> None:
     finally:
         server.stop(None)
         cluster.kubectl("delete", "pod", "grpcready", "--wait=true", check=False)
+
+
+def test_kubectl_cp_both_ways_and_logs_by_selector(cluster: NodeCluster, tmp_path: Any) -> None:
+    cluster.apply(simple_pod(cluster, "copier", "echo copier-started; exec sleep 3600",
+                             metadata_labels={"role": "copier"}))
+    cluster.wait_pod("copier", running_and_ready, what="copier Running")
+    source = tmp_path / "in" / "notes.txt"
+    source.parent.mkdir()
+    source.write_text("line one\nline two\n")
+    # kubectl cp runs tar through exec, with stdin
+    cluster.kubectl("cp", str(source), "default/copier:/tmp/notes.txt")
+    assert cluster.kubectl("exec", "copier", "--", "cat", "/tmp/notes.txt").stdout == \
+        "line one\nline two\n"
+    cluster.kubectl("exec", "copier", "--", "sh", "-c",
+                    "mkdir -p /tmp/out && echo from-pod > /tmp/out/a && echo b > /tmp/out/b")
+    target = tmp_path / "back"
+    cluster.kubectl("cp", "default/copier:/tmp/out", str(target))
+    assert (target / "a").read_text() == "from-pod\n" and (target / "b").read_text() == "b\n"
+    logs = cluster.kubectl("logs", "-l", "role=copier", "--prefix").stdout
+    assert logs == "[pod/copier/app] copier-started\n"

@@ -19,6 +19,7 @@ DEFAULT_APPLETS = (
     "id", "kill", "ps", "touch", "mkdir", "rm", "true", "false", "test", "[", "printf",
     "head", "tail", "grep", "sed", "wc", "date", "mount", "cp", "mv", "ln", "chmod",
     "seq", "tr", "stat", "readlink", "uname", "whoami", "find", "dd", "df", "yes", "sync",
+    "tar", "gzip", "nslookup", "ping",
 )
 
 
