@@ -37,7 +37,7 @@ from kubeling_controllers_default.indexes import (
     by_namespace,
     orphans_key,
 )
-from kubeling_controllers_default.pods import claim
+from kubeling_controllers_default.pods import can_adopt, claim
 from kubeling_controllers_default.resources import DEPLOYMENTS, PODS, REPLICASETS
 from kubeling_controllers_default.util import (
     condition,
@@ -316,15 +316,7 @@ class DeploymentController(Controller):
     # -- reconcile -------------------------------------------------------------------------
 
     async def _can_adopt(self, d: Obj) -> bool:
-        m = meta(d)
-        try:
-            fresh = await self.client.get(DEPLOYMENTS, m["name"], m["namespace"])
-        except ApiError as exc:
-            if exc.code == 404:
-                return False
-            raise
-        return meta(fresh).get("uid") == m.get("uid") and \
-            meta(fresh).get("deletionTimestamp") is None
+        return await can_adopt(self.client, DEPLOYMENTS, d)
 
     async def _adopt(self, rs: Obj, d: Obj) -> Obj | None:
         m = meta(rs)

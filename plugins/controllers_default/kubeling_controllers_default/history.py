@@ -20,7 +20,7 @@ from kubeling.client import ApiError, Client
 from kubeling_controllers_default.base import Index
 from kubeling_controllers_default.deployment import template_hash
 from kubeling_controllers_default.indexes import orphans_key
-from kubeling_controllers_default.pods import claim
+from kubeling_controllers_default.pods import can_adopt, claim
 from kubeling_controllers_default.resources import CONTROLLERREVISIONS
 from kubeling_controllers_default.util import controller_ref, meta, owner_ref, selector_of
 
@@ -103,15 +103,7 @@ class RevisionHistory:
     async def can_adopt(self, owner: Obj) -> bool:
         """A fresh read: the owner still exists, is the same object and is not being
         deleted."""
-        m = meta(owner)
-        try:
-            fresh = await self.client.get(self.resource, m["name"], m["namespace"])
-        except ApiError as exc:
-            if exc.code == 404:
-                return False
-            raise
-        return meta(fresh).get("uid") == m.get("uid") and \
-            meta(fresh).get("deletionTimestamp") is None
+        return await can_adopt(self.client, self.resource, owner)
 
     async def _patch_owner(self, obj: Obj, owner: Obj, *, adopt: bool) -> Obj | None:
         m = meta(obj)

@@ -55,7 +55,7 @@ from kubeling_controllers_default.jobpolicy import (
     match_pod_failure_policy,
     match_success_policy,
 )
-from kubeling_controllers_default.pods import PodControl, claim, slow_start_batch
+from kubeling_controllers_default.pods import PodControl, can_adopt, claim, slow_start_batch
 from kubeling_controllers_default.resources import JOBS, PODS
 from kubeling_controllers_default.util import (
     condition,
@@ -342,15 +342,7 @@ class JobController(Controller):
     # -- reconcile -------------------------------------------------------------------------
 
     async def _can_adopt(self, job: Obj) -> bool:
-        m = meta(job)
-        try:
-            fresh = await self.client.get(JOBS, m["name"], m["namespace"])
-        except ApiError as exc:
-            if exc.code == 404:
-                return False
-            raise
-        return meta(fresh).get("uid") == m.get("uid") and \
-            meta(fresh).get("deletionTimestamp") is None
+        return await can_adopt(self.client, JOBS, job)
 
     async def _remove_finalizers(self, pods: list[Obj]) -> None:
         async def remove(pod: Obj) -> None:

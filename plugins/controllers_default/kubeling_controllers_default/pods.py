@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from kubeling.api.registry import Resource
 from kubeling.api.selectors import LabelSelector
 from kubeling.client import ApiError, Client
 from kubeling.client.resources import PODS
@@ -21,7 +22,7 @@ from kubeling_controllers_default.util import controller_ref, meta, owner_ref
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PodControl", "claim", "slow_start_batch"]
+__all__ = ["PodControl", "can_adopt", "claim", "slow_start_batch"]
 
 Obj = dict[str, Any]
 
@@ -117,6 +118,20 @@ class PodControl:
             if exc.code in (404, 422):
                 return
             raise
+
+
+async def can_adopt(client: Client, resource: Resource, owner: Obj) -> bool:
+    """Kubernetes' adoption recheck: a fresh read shows the owner still exists, is the same
+    object (uid) and is not being deleted."""
+    m = meta(owner)
+    try:
+        fresh = await client.get(resource, m["name"], m.get("namespace"))
+    except ApiError as exc:
+        if exc.code == 404:
+            return False
+        raise
+    return meta(fresh).get("uid") == m.get("uid") and \
+        meta(fresh).get("deletionTimestamp") is None
 
 
 async def claim(owner: Obj, selector: LabelSelector, candidates: Iterable[Obj], *,

@@ -24,7 +24,7 @@ from kubeling_controllers_default.indexes import (
     by_namespace,
     orphans_key,
 )
-from kubeling_controllers_default.pods import PodControl, claim, slow_start_batch
+from kubeling_controllers_default.pods import PodControl, can_adopt, claim, slow_start_batch
 from kubeling_controllers_default.resources import PODS, REPLICASETS, REPLICATIONCONTROLLERS
 from kubeling_controllers_default.util import (
     condition,
@@ -193,15 +193,7 @@ class ReplicaSetController(Controller):
     # -- reconcile -------------------------------------------------------------------------
 
     async def _can_adopt(self, owner: Obj) -> bool:
-        m = meta(owner)
-        try:
-            fresh = await self.client.get(self.resource, m["name"], m["namespace"])
-        except ApiError as exc:
-            if exc.code == 404:
-                return False
-            raise
-        fm = meta(fresh)
-        return fm.get("uid") == m.get("uid") and fm.get("deletionTimestamp") is None
+        return await can_adopt(self.client, self.resource, owner)
 
     async def reconcile(self, key: str) -> None:
         rs = self.owners.get(key)
