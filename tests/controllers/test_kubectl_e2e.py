@@ -262,14 +262,17 @@ async def test_kubectl_statefulset_rollout_scale_and_undo(proc: KubelingProcess,
     await kubectl(proc, "apply", "-f", "-", input=json.dumps(db))
     status = await kubectl(proc, "-n", ns, "rollout", "status", "statefulset/db",
                            "--timeout=60s")
-    # partition defaults to 0, and kubectl reports any set partition this way
-    assert status.stdout == "partitioned roll out complete: 2 new pods have been updated...\n"
+    # partition defaults to 0, and kubectl reports any set partition this way (after
+    # "Waiting for ..." lines while the rollout is still going)
+    assert status.stdout.splitlines()[-1] == \
+        "partitioned roll out complete: 2 new pods have been updated..."
     got = await kubectl(proc, "-n", ns, "get", "statefulset", "db")
     assert got.stdout.split("\n")[1].split()[:2] == ["db", "2/2"]
     await kubectl(proc, "-n", ns, "set", "image", "statefulset/db", "c=db:2")
     status = await kubectl(proc, "-n", ns, "rollout", "status", "statefulset/db",
                            "--timeout=60s")
-    assert status.stdout == "partitioned roll out complete: 2 new pods have been updated...\n"
+    assert status.stdout.splitlines()[-1] == \
+        "partitioned roll out complete: 2 new pods have been updated..."
     history = await kubectl(proc, "-n", ns, "rollout", "history", "statefulset/db")
     assert [line.split()[0] for line in history.stdout.splitlines()[2:] if line.strip()] \
         == ["1", "2"]
