@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from kubeling.api import node_proxy
+from kubeling.api import metrics, node_proxy
 from kubeling.api.http import HttpFront
 from kubeling.api.server import ApiServer, ServerSettings
 from kubeling.config import Config, ConfigError, load_config_file
@@ -113,7 +113,9 @@ class Cluster:
         self.server = ApiServer(storage=self.storage, kinds=kinds, settings=settings,
                                 admitters=admitters, authenticators=authenticators,
                                 authorizers=authorizers)
-        node_proxy.install(self.server, node_proxy.load_secret(data_dir / node_proxy.SECRET_FILE))
+        secret = node_proxy.load_secret(data_dir / node_proxy.SECRET_FILE)
+        node_proxy.install(self.server, secret)
+        metrics.install(self.server, secret)  # metrics.k8s.io from the node agents
         await self.server.start()
         self.http = HttpFront(self.server, cfg.api.listen)
         await self.http.start()

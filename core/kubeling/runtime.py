@@ -27,6 +27,7 @@ __all__ = [
     "ContainerConfig",
     "ContainerRuntimeError",
     "ContainerState",
+    "ContainerStats",
     "ContainerStatus",
     "ExecResult",
     "ExecSession",
@@ -256,6 +257,16 @@ class ExecSession(Protocol):
 
 
 @attrs.frozen(kw_only=True)
+class ContainerStats:
+    """A container's resource usage, as sampled now (``kubectl top`` derives rates)."""
+
+    cpu_usage_ns: int
+    """CPU time used since the container started, in nanoseconds (cumulative)."""
+    memory_working_set_bytes: int
+    """Memory in use minus inactive file cache (what the OOM killer counts)."""
+
+
+@attrs.frozen(kw_only=True)
 class ImageInfo:
     """An image present on the node (what the Node's ``status.images`` lists)."""
 
@@ -357,6 +368,12 @@ class Runtime(Protocol):
     async def list_containers(self, *, sandbox_id: str | None = None,
                               labels: Mapping[str, str] | None = None
                               ) -> list[ContainerStatus]: ...
+
+    async def container_stats(self, container_id: str) -> ContainerStats:
+        """The container's CPU time and working set now (for the metrics API).
+
+        :raises NotFoundError: no such container.
+        """
 
     # -- images
     async def image_present(self, image: str) -> str | None:

@@ -171,6 +171,10 @@ class Handlers:
             custom = self.server.subresource_handlers.get((t.kind.group, t.kind.plural, sub))
             if custom is not None:
                 return await custom(self.server, verb, t, req, user)
+        else:
+            computed = self.server.resource_handlers.get((t.kind.group, t.kind.plural))
+            if computed is not None:
+                return await computed(self.server, verb, t, req, user)
         if sub is None or sub == "status":
             handler = {
                 "get": self.get, "list": self.list, "watch": self.watch,

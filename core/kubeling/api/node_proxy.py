@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AGENT_ENDPOINT_ANNOTATION", "SECRET_FILE", "install", "load_secret"]
+__all__ = ["AGENT_ENDPOINT_ANNOTATION", "SECRET_FILE", "agent_endpoint", "install",
+           "load_secret"]
 
 AGENT_ENDPOINT_ANNOTATION = "node.kubeling.io/agent-endpoint"
 SECRET_FILE = "node-agent.secret"
@@ -75,6 +76,22 @@ def install(server: ApiServer, secret: str) -> None:
     proxy = NodeProxy(server, secret)
     for sub in SUBRESOURCES:
         server.add_subresource_handler("", "pods", sub, proxy.handler(sub))
+
+
+def agent_endpoint(node: Obj) -> str | None:
+    """The base URL of a Node's agent (its annotation, else its address and kubelet
+    port); None when it publishes none."""
+    annotations = (node.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(AGENT_ENDPOINT_ANNOTATION):
+        return str(annotations[AGENT_ENDPOINT_ANNOTATION]).rstrip("/")
+    status = node.get("status") or {}
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    for kind in ("InternalIP", "ExternalIP", "Hostname"):
+        for address in status.get("addresses") or []:
+            if address.get("type") == kind and address.get("address") and port:
+                host = address["address"]
+                return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return None
 
 
 class NodeProxy:
@@ -164,18 +181,11 @@ class NodeProxy:
                 raise ApiError.bad_request(f'node "{node_name}" of the pod is not '
                                            f"registered") from None
             raise
-        annotations = node["metadata"].get("annotations") or {}
-        if annotations.get(AGENT_ENDPOINT_ANNOTATION):
-            return str(annotations[AGENT_ENDPOINT_ANNOTATION]).rstrip("/")
-        status = node.get("status") or {}
-        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-        for kind in ("InternalIP", "ExternalIP", "Hostname"):
-            for address in status.get("addresses") or []:
-                if address.get("type") == kind and address.get("address") and port:
-                    host = address["address"]
-                    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-        raise ApiError(503, "ServiceUnavailable",
-                       f'node "{node_name}" publishes no address for its agent')
+        endpoint = agent_endpoint(node)
+        if endpoint is None:
+            raise ApiError(503, "ServiceUnavailable",
+                           f'node "{node_name}" publishes no address for its agent')
+        return endpoint
 
     async def _logs(self, url: str, req: ApiRequest, headers: dict[str, str]) -> ApiResponse:
         query = {k: v for k, v in req.query.items() if k != "container"}

@@ -87,6 +87,9 @@ class ApiServer:
         """(group, plural, subresource) -> ``async handler(server, verb, target, request,
         user)``: subresources served by code of their own (pod logs, exec, eviction...);
         add them with :meth:`add_subresource_handler`."""
+        self.resource_handlers: dict[tuple[str, str], SubresourceHandler] = {}
+        """(group, plural) -> handler serving a kind whose objects are computed, not stored
+        (the metrics API); add them with :meth:`add_resource_handler`."""
         self.handlers = Handlers(self)
         eviction.install(self)
         self.write_hooks: dict[tuple[str, str], Any] = {}
@@ -166,6 +169,12 @@ class ApiServer:
         """Serve ``<plural>/<subresource>`` with ``handler`` (the kind must list the
         subresource in ``KindInfo.subresources``)."""
         self.subresource_handlers[(group, plural, subresource)] = handler
+
+    def add_resource_handler(self, group: str, plural: str,
+                             handler: SubresourceHandler) -> None:
+        """Serve every verb on ``<plural>`` of ``group`` with ``handler`` (called like a
+        subresource handler, with the target's ``subresource`` None)."""
+        self.resource_handlers[(group, plural)] = handler
 
     def cache_for(self, kind: KindInfo) -> WatchCache:
         return self.caches[(kind.group, kind.version, kind.plural)]

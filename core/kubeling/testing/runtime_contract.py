@@ -334,6 +334,23 @@ class RuntimeContract:
             await runtime.create_container(
                 sandbox_id, ContainerConfig(name="x", image=missing, labels=labels), cfg)
 
+    async def test_container_stats(self, runtime: Runtime, image: str,
+                                   labels: dict[str, str], cleanup: None) -> None:
+        cfg = self.sandbox_config(labels)
+        sandbox_id = await runtime.run_sandbox(cfg)
+        container_id = await runtime.create_container(sandbox_id, ContainerConfig(
+            name="busy", image=image, labels=labels,
+            command=["/bin/sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; "
+                                      "exec sleep 60"]), cfg)
+        await runtime.start_container(container_id)
+        first = await runtime.container_stats(container_id)
+        await asyncio.sleep(0.5)
+        second = await runtime.container_stats(container_id)
+        assert second.cpu_usage_ns > first.cpu_usage_ns > 0
+        assert second.memory_working_set_bytes > 0
+        with pytest.raises(NotFoundError):
+            await runtime.container_stats("kubeling-no-such-container")
+
     async def test_unknown_ids(self, runtime: Runtime) -> None:
         with pytest.raises(NotFoundError):
             await runtime.container_status("kubeling-no-such-container")

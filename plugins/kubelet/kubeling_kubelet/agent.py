@@ -38,6 +38,7 @@ from kubeling.client.resources import (
 from kubeling.dnsconfig import cluster_dns_from_config, host_settings
 from kubeling.runtime import ContainerRuntimeError, Runtime
 from kubeling_kubelet import node as node_facts
+from kubeling_kubelet.usage import UsageSampler
 from kubeling_kubelet.volumes import VolumeManager
 from kubeling_kubelet.worker import LABEL_CLUSTER, LABEL_NODE, LABEL_POD_UID, PodWorker
 
@@ -83,6 +84,10 @@ class KubeletSettings:
     lease_renew_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     status_update_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     relist_seconds: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    metrics_interval_seconds: float = attrs.field(default=10.0,
+                                                  validator=attrs.validators.ge(0.5))
+    """How often pod and node resource usage is sampled for the metrics API
+    (``kubectl top``)."""
     cluster_dns: list[str] | None = None
     """Nameservers for ClusterFirst pods (the kubelet's ``clusterDNS``); default: the
     ``dns`` section's ``service_ip`` when cluster DNS runs in this config; empty: pods use
@@ -143,6 +148,7 @@ class Kubelet:
         self._pods_informer: Any = None
         self._configmaps: Any = None
         self._services: Any = None
+        self.usage = UsageSampler(self, settings.metrics_interval_seconds)
         self._claims: Any = None
         self._pvs: Any = None
         self._secrets: Any = None
@@ -218,6 +224,7 @@ class Kubelet:
             asyncio.create_task(self._status_loop(), name="kubelet node status"),
             asyncio.create_task(self._relist_loop(), name="kubelet relist"),
             asyncio.create_task(self.static.watch(), name="kubelet static pods"),
+            asyncio.create_task(self.usage.run(), name="kubelet usage sampler"),
         ]
         self.ready.set()
         log.info("node %s registered (%s); agent endpoint %s", self.node_name,

@@ -91,6 +91,7 @@ class AgentServer:
     async def start(self) -> None:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/stats/usage", self._usage)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         for method in ("GET", "POST"):
             app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", self._exec)
@@ -125,6 +126,10 @@ class AgentServer:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _usage(self, request: web.Request) -> web.Response:
+        """The latest resource usage sample (:mod:`kubeling_kubelet.usage`)."""
+        return web.json_response(self.agent.usage.snapshot)
 
     # -- finding pods and containers ----------------------------------------------------
 

@@ -41,6 +41,7 @@ from kubeling.runtime import (
     ContainerConfig,
     ContainerRuntimeError,
     ContainerState,
+    ContainerStats,
     ContainerStatus,
     ExecResult,
     ImageInfo,
@@ -239,6 +240,18 @@ class DockerRuntime:
         except NotFoundError:
             return None
         return str(info.get("Id", ""))
+
+    async def container_stats(self, container_id: str) -> ContainerStats:
+        stats = await self._json(f"containers/{container_id}/stats",
+                                 params={"stream": "false", "one-shot": "true"})
+        cpu = int(((stats.get("cpu_stats") or {}).get("cpu_usage") or {})
+                  .get("total_usage") or 0)
+        memory = stats.get("memory_stats") or {}
+        detail = memory.get("stats") or {}
+        inactive = int(detail.get("inactive_file", detail.get("total_inactive_file", 0)) or 0)
+        usage = int(memory.get("usage") or 0)
+        return ContainerStats(cpu_usage_ns=cpu,
+                              memory_working_set_bytes=max(usage - inactive, 0))
 
     async def list_images(self) -> list[ImageInfo]:
         images = await self._json("images/json")

@@ -1,0 +1,73 @@
+"""``kubectl top`` for real: the kubelet samples a Docker node's and its pods' usage, the
+API server serves metrics.k8s.io from the agents, kubectl prints it."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.node.conftest import NodeCluster, running_and_ready
+
+
+@pytest.fixture(scope="module")
+def top_cluster(tmp_path_factory: pytest.TempPathFactory, images: dict[str, str],
+                run_id: str) -> Iterator[NodeCluster]:
+    node = f"kl-{run_id}-{uuid.uuid4().hex[:4]}"
+    cluster = NodeCluster(tmp_path_factory.mktemp("top-cluster"), images, node,
+                          extra={"metrics_interval_seconds": 1.0})
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def pod(cluster: NodeCluster, name: str, script: str, labels: dict[str, str]) -> str:
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+        "spec": {"nodeName": cluster.node, "terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "app", "image": cluster.image,
+                                 "command": ["/bin/sh", "-c", script]}]}})
+
+
+def millicores(text: str) -> int:
+    return int(text[:-1]) if text.endswith("m") else int(text) * 1000
+
+
+def test_kubectl_top_pods_and_nodes(top_cluster: NodeCluster) -> None:
+    cluster = top_cluster
+    cluster.apply(pod(cluster, "burner", "while :; do :; done", {"load": "high"}))
+    cluster.apply(pod(cluster, "idler", "exec sleep 3600", {"load": "low"}))
+    for name in ("burner", "idler"):
+        cluster.wait_pod(name, running_and_ready, what=f"{name} Running")
+
+    def top_pods() -> dict[str, list[str]] | None:
+        result = cluster.kubectl("top", "pod", "--no-headers", check=False)
+        rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
+                if line.strip()}
+        return rows if {"burner", "idler"} <= set(rows) else None
+
+    rows = cluster.wait(top_pods, timeout=30, what="kubectl top pod listing both pods")
+    assert millicores(rows["burner"][0]) >= 300  # one busy loop: most of a core
+    assert millicores(rows["idler"][0]) < 50
+    assert re.fullmatch(r"\d+Mi", rows["idler"][1])
+    selected = cluster.kubectl("top", "pod", "-l", "load=high", "--no-headers").stdout
+    assert [line.split()[0] for line in selected.splitlines()] == ["burner"]
+    containers = cluster.kubectl("top", "pod", "burner", "--containers",
+                                 "--no-headers").stdout.split()
+    assert containers[:2] == ["burner", "app"]
+
+    def top_node() -> list[str] | None:
+        result = cluster.kubectl("top", "node", cluster.node, "--no-headers", check=False)
+        return result.stdout.split() if result.returncode == 0 else None
+
+    row = cluster.wait(top_node, timeout=30, what="kubectl top node")
+    assert row[0] == cluster.node and millicores(row[1]) >= 300
+    assert row[2].endswith("%") and row[3].endswith("Mi") and row[4].endswith("%")
+    missing = cluster.kubectl("get", "--raw",
+                              "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/nope",
+                              check=False)
+    assert missing.returncode != 0
+    assert 'podmetrics.metrics.k8s.io "nope" not found' in missing.stderr
