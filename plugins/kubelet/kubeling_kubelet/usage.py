@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubeling.runtime import ContainerRuntimeError, ContainerState
+from kubeling.runtime import ContainerRuntimeError, ContainerState, ContainerStatus
 
 if TYPE_CHECKING:
     from kubeling_kubelet.agent import Kubelet
@@ -91,9 +91,10 @@ class UsageSampler:
         self._node_last = (now, cpu)
         pods: list[Obj] = []
         seen: set[str] = set()
+        running = await self._running_by_pod()
         for worker in list(self.agent.workers.values()):
             meta = worker.pod.get("metadata") or {}
-            containers = await self._containers(worker.uid, now, seen)
+            containers = await self._containers(running.get(worker.uid, []), now, seen)
             if containers:
                 pods.append({"namespace": meta.get("namespace") or "default",
                              "name": meta.get("name") or "", "labels": meta.get("labels") or {},
@@ -107,22 +108,27 @@ class UsageSampler:
         assert self._node_last is not None
         return round(now - self._node_last[0], 1)
 
-    async def _containers(self, uid: str, now: float, seen: set[str]) -> list[Obj]:
+    async def _running_by_pod(self) -> dict[str, list[ContainerStatus]]:
+        """This node's running containers by pod uid (one runtime call)."""
         from kubeling_kubelet.worker import LABEL_POD_UID
 
-        runtime = self.agent.runtime
-        stats_of = getattr(runtime, "container_stats", None)
+        try:
+            listed = await self.agent.runtime.list_containers(labels=self.agent.scope_labels)
+        except ContainerRuntimeError:
+            return {}
+        out: dict[str, list[ContainerStatus]] = {}
+        for status in listed:
+            if status.state == ContainerState.RUNNING and status.labels.get(LABEL_POD_UID):
+                out.setdefault(status.labels[LABEL_POD_UID], []).append(status)
+        return out
+
+    async def _containers(self, running: list[ContainerStatus], now: float, seen: set[str]
+                          ) -> list[Obj]:
+        stats_of = getattr(self.agent.runtime, "container_stats", None)
         if stats_of is None:
             return []
-        try:
-            listed = await runtime.list_containers(labels={LABEL_POD_UID: uid,
-                                                           **self.agent.scope_labels})
-        except ContainerRuntimeError:
-            return []
         out = []
-        for status in listed:
-            if status.state != ContainerState.RUNNING:
-                continue
+        for status in running:
             try:
                 stats = await stats_of(status.id)
             except ContainerRuntimeError:
