@@ -87,6 +87,7 @@ ROOTS: tuple[str, ...] = (
     "V1EndpointSlice",
     "V1PriorityClass",
     "V1Scale",
+    "V1HorizontalPodAutoscaler",
     "V1Eviction",
     "V1PodDisruptionBudget",
     "EventsV1Event",
@@ -163,6 +164,21 @@ GENERIC_DOCS: dict[str, str] = {
 
 #: Docs for "Class.jsonName"; the class is the generated Python class name.
 DOCS: dict[str, str] = {
+    # --- autoscaling/v1
+    "HorizontalPodAutoscalerSpec.scaleTargetRef": "The workload whose scale is set.",
+    "HorizontalPodAutoscalerSpec.minReplicas": "Lowest replica count (default 1).",
+    "HorizontalPodAutoscalerSpec.maxReplicas": "Highest replica count.",
+    "HorizontalPodAutoscalerSpec.targetCPUUtilizationPercentage":
+        "Wanted average CPU use of the pods, as a percentage of their CPU requests.",
+    "HorizontalPodAutoscalerStatus.observedGeneration": "The generation last acted upon.",
+    "HorizontalPodAutoscalerStatus.lastScaleTime": "When the replica count last changed.",
+    "HorizontalPodAutoscalerStatus.currentReplicas": "Replicas the workload had last.",
+    "HorizontalPodAutoscalerStatus.desiredReplicas": "Replicas the autoscaler wants.",
+    "HorizontalPodAutoscalerStatus.currentCPUUtilizationPercentage":
+        "Average CPU use of the pods last measured, as a percentage of their requests.",
+    "CrossVersionObjectReference.kind": "Kind of the workload (Deployment, ...).",
+    "CrossVersionObjectReference.name": "Name of the workload.",
+    "CrossVersionObjectReference.apiVersion": "API version of the workload.",
     # --- meta
     "ObjectMeta.name": "Name, unique within the namespace and kind.",
     "ObjectMeta.generateName": "Prefix from which the server generates a name if none is given.",
@@ -488,6 +504,13 @@ CLASS_DOCS: dict[str, str] = {
     "EndpointSlice": "A subset of the endpoints of a service.",
     "PriorityClass": "Maps a priority class name to a pod priority value.",
     "Scale": "Replica count of a scalable resource (the scale subresource).",
+    "HorizontalPodAutoscaler": "Scales a workload's replicas to keep its pods' average CPU "
+                               "utilization near a target.",
+    "HorizontalPodAutoscalerSpec": "Which workload to scale, within which bounds, towards "
+                                   "which CPU utilization.",
+    "HorizontalPodAutoscalerStatus": "What the autoscaler saw and decided last.",
+    "CrossVersionObjectReference": "Names the scaled workload by kind, name and API "
+                                   "version.",
     "Eviction": "Request to evict a pod while respecting disruption budgets.",
     "PodDisruptionBudget": "Limits how many pods of a set may be voluntarily disrupted.",
     "PodSpec": "Desired state of a pod.",

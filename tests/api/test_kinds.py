@@ -113,7 +113,7 @@ def test_builtin_kinds_names_scopes_and_subresources() -> None:
         "serviceaccounts", "events", "replicasets", "deployments", "leases", "endpointslices",
         "daemonsets", "controllerrevisions", "jobs", "cronjobs", "poddisruptionbudgets",
         "persistentvolumeclaims", "persistentvolumes", "replicationcontrollers", "statefulsets",
-        "ingresses", "ingressclasses"}
+        "ingresses", "ingressclasses", "horizontalpodautoscalers"}
 
 
 def test_builtin_kinds_field_selectors() -> None:

@@ -1,5 +1,6 @@
 """``kubectl top`` for real: the kubelet samples a Docker node's and its pods' usage, the
-API server serves metrics.k8s.io from the agents, kubectl prints it."""
+API server serves metrics.k8s.io from the agents, kubectl prints it; and a
+HorizontalPodAutoscaler (``kubectl autoscale``) scales a Deployment on those figures."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ def top_cluster(tmp_path_factory: pytest.TempPathFactory, images: dict[str, str]
                 run_id: str) -> Iterator[NodeCluster]:
     node = f"kl-{run_id}-{uuid.uuid4().hex[:4]}"
     cluster = NodeCluster(tmp_path_factory.mktemp("top-cluster"), images, node,
-                          extra={"metrics_interval_seconds": 1.0})
+                          extra={"metrics_interval_seconds": 1.0},
+                          sections={"controllers": {
+                              "hpa_sync_period_seconds": 1.0,
+                              "hpa_downscale_stabilization_seconds": 3.0}})
     cluster.start()
     yield cluster
     cluster.stop()
@@ -71,3 +75,47 @@ def test_kubectl_top_pods_and_nodes(top_cluster: NodeCluster) -> None:
                               check=False)
     assert missing.returncode != 0
     assert 'podmetrics.metrics.k8s.io "nope" not found' in missing.stderr
+
+
+def test_kubectl_autoscale_follows_cpu_use(top_cluster: NodeCluster) -> None:
+    cluster = top_cluster
+    burn = "while [ ! -f /tmp/stop ]; do :; done; exec sleep 3600"
+    cluster.apply(json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "scaler"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "scaler"}},
+                 "template": {"metadata": {"labels": {"app": "scaler"}}, "spec": {
+                     "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "app", "image": cluster.image,
+                                     "command": ["/bin/sh", "-c", burn],
+                                     "resources": {"requests": {"cpu": "100m"}}}]}}}}))
+    out = cluster.kubectl("autoscale", "deployment", "scaler", "--min=1", "--max=3",
+                          "--cpu-percent=50").stdout
+    assert out.strip() == "horizontalpodautoscaler.autoscaling/scaler autoscaled"
+
+    def replicas(wanted: int) -> bool:
+        d = cluster.get("deployment", "scaler")
+        return bool(d) and d["spec"]["replicas"] == wanted and \
+            (d.get("status") or {}).get("readyReplicas") == wanted
+
+    cluster.wait(lambda: replicas(3), timeout=60, what="scaled up to maxReplicas 3")
+    row = cluster.kubectl("get", "hpa", "scaler", "--no-headers").stdout.split()
+    assert row[:2] == ["scaler", "Deployment/scaler"]
+    assert row[2] == "cpu:" and re.fullmatch(r"\d+%/50%", row[3]) and \
+        int(row[3].split("%")[0]) > 50
+    assert row[4:7] == ["1", "3", "3"]
+    hpa = cluster.get("hpa", "scaler")
+    assert hpa["spec"]["targetCPUUtilizationPercentage"] == 50
+    assert hpa["status"]["desiredReplicas"] == 3 and hpa["status"]["lastScaleTime"]
+    # the load stops: after the stabilization window it scales back to minReplicas
+    for name in cluster.kubectl("get", "pods", "-l", "app=scaler", "-o", "name").stdout.split():
+        cluster.kubectl("exec", name.split("/", 1)[1], "--", "touch", "/tmp/stop")
+    cluster.wait(lambda: replicas(1), timeout=60, what="scaled down to minReplicas 1")
+    events = cluster.kubectl("get", "events", "--field-selector",
+                             "involvedObject.name=scaler,reason=SuccessfulRescale",
+                             "-o", "jsonpath={.items[*].message}").stdout
+    assert "New size: 3; reason: cpu resource utilization (percentage of request) above " \
+           "target" in events
+    assert "New size: 1; reason: cpu resource utilization (percentage of request) below " \
+           "target" in events
+    cluster.kubectl("delete", "hpa", "scaler")
+    cluster.kubectl("delete", "deployment", "scaler", "--wait=true")

@@ -74,6 +74,14 @@ class ControllersConfig:
 
     namespace_retry_seconds: float = attrs.field(default=2.0, validator=_non_negative)
     """How soon a namespace still holding content is checked again."""
+    hpa_sync_period_seconds: float = attrs.field(default=15.0, validator=_non_negative)
+    """How often each HorizontalPodAutoscaler is evaluated
+    (``--horizontal-pod-autoscaler-sync-period``)."""
+    hpa_downscale_stabilization_seconds: float = attrs.field(default=300.0,
+                                                             validator=_non_negative)
+    """A scale-down follows the highest recommendation of this window."""
+    hpa_tolerance: float = attrs.field(default=0.1, validator=_non_negative)
+    """Usage within this fraction of the target changes nothing."""
     endpoint_slice_max_endpoints: int = attrs.field(default=100,
                                                     validator=attrs.validators.ge(1))
     """Endpoints per EndpointSlice (``--max-endpoints-per-slice``)."""

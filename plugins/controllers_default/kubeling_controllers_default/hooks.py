@@ -54,6 +54,7 @@ CONTROLLERS: dict[str, tuple[str, str]] = {
     "ttl-after-finished": ("job", "TTLAfterFinishedController"),
     "cronjob": ("cronjob", "CronJobController"),
     "disruption": ("disruption", "DisruptionController"),
+    "horizontalpodautoscaler": ("podautoscaler", "HorizontalPodAutoscalerController"),
     "endpoints": ("endpoints", "EndpointsController"),
     "endpointslice": ("endpoints", "EndpointSliceController"),
     "garbagecollector": ("garbagecollector", "GarbageCollector"),

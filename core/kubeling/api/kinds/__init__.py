@@ -21,6 +21,7 @@ from kubeling.api.kinds.apps_v1 import (
     ReplicaSetStrategy,
 )
 from kubeling.api.kinds.apps_v1_statefulset import StatefulSetStrategy
+from kubeling.api.kinds.autoscaling_v1 import HorizontalPodAutoscalerStrategy
 from kubeling.api.kinds.batch_v1 import CronJobStrategy, JobStrategy
 from kubeling.api.kinds.coordination_v1 import LeaseStrategy
 from kubeling.api.kinds.core_v1 import (
@@ -54,6 +55,7 @@ __all__ = [
     "EndpointSliceStrategy",
     "EndpointsStrategy",
     "EventStrategy",
+    "HorizontalPodAutoscalerStrategy",
     "IngressClassStrategy",
     "IngressStrategy",
     "JobStrategy",
@@ -162,4 +164,7 @@ def builtin_kinds() -> list[KindInfo]:
               module="networking_v1", namespaced=False),
         _kind("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
               PodDisruptionBudgetStrategy(), module="policy_v1", short_names=("pdb",)),
+        _kind("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
+              HorizontalPodAutoscalerStrategy(), module="autoscaling_v1",
+              short_names=("hpa",), categories=("all",)),
     ]

@@ -49,6 +49,7 @@ _KINDS: tuple[tuple[str, str], ...] = (
     ("networking_v1", "Ingress"),
     ("networking_v1", "IngressClass"),
     ("scheduling_v1", "PriorityClass"),
+    ("autoscaling_v1", "HorizontalPodAutoscaler"),
     ("autoscaling_v1", "Scale"),
     ("policy_v1", "Eviction"),
     ("policy_v1", "PodDisruptionBudget"),

@@ -9,9 +9,164 @@ from typing import ClassVar
 
 import attrs
 
-from kubeling.api.objects.meta import ObjectMeta
+from kubeling.api.objects.meta import ObjectMeta, Time
 
-__all__ = ["Scale", "ScaleSpec", "ScaleStatus"]
+__all__ = [
+    "CrossVersionObjectReference",
+    "HorizontalPodAutoscaler",
+    "HorizontalPodAutoscalerSpec",
+    "HorizontalPodAutoscalerStatus",
+    "Scale",
+    "ScaleSpec",
+    "ScaleStatus",
+]
+
+
+@attrs.frozen(kw_only=True)
+class CrossVersionObjectReference:
+    """Names the scaled workload by kind, name and API version."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.autoscaling.v1.CrossVersionObjectReference"
+
+    api_version: str | None = attrs.field(
+        default=None, metadata={"json": "apiVersion", "doc": "API version of the workload."}
+    )
+    kind: str | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "kind",
+            "doc": "Kind of the workload (Deployment, ...).",
+            "required": True,
+        },
+    )
+    name: str | None = attrs.field(
+        default=None, metadata={"json": "name", "doc": "Name of the workload.", "required": True}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class HorizontalPodAutoscalerSpec:
+    """Which workload to scale, within which bounds, towards which CPU utilization."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.autoscaling.v1.HorizontalPodAutoscalerSpec"
+
+    max_replicas: int | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "maxReplicas",
+            "doc": "Highest replica count.",
+            "format": "int32",
+            "required": True,
+        },
+    )
+    min_replicas: int | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "minReplicas",
+            "doc": "Lowest replica count (default 1).",
+            "format": "int32",
+        },
+    )
+    scale_target_ref: CrossVersionObjectReference | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "scaleTargetRef",
+            "doc": "The workload whose scale is set.",
+            "required": True,
+        },
+    )
+    target_cpu_utilization_percentage: int | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "targetCPUUtilizationPercentage",
+            "doc": "Wanted average CPU use of the pods, as a percentage of their CPU requests.",
+            "format": "int32",
+        },
+    )
+
+
+@attrs.frozen(kw_only=True)
+class HorizontalPodAutoscalerStatus:
+    """What the autoscaler saw and decided last."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.autoscaling.v1.HorizontalPodAutoscalerStatus"
+
+    current_cpu_utilization_percentage: int | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "currentCPUUtilizationPercentage",
+            "doc": "Average CPU use of the pods last measured, as a percentage of their requests.",
+            "format": "int32",
+        },
+    )
+    current_replicas: int | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "currentReplicas",
+            "doc": "Replicas the workload had last.",
+            "format": "int32",
+            "required": True,
+        },
+    )
+    desired_replicas: int | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "desiredReplicas",
+            "doc": "Replicas the autoscaler wants.",
+            "format": "int32",
+            "required": True,
+        },
+    )
+    last_scale_time: Time | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "lastScaleTime",
+            "doc": "When the replica count last changed.",
+            "format": "date-time",
+        },
+    )
+    observed_generation: int | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "observedGeneration",
+            "doc": "The generation last acted upon.",
+            "format": "int64",
+        },
+    )
+
+
+@attrs.frozen(kw_only=True)
+class HorizontalPodAutoscaler:
+    """Scales a workload's replicas to keep its pods' average CPU utilization near a target."""
+
+    openapi_name: ClassVar[str] = "io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler"
+    API_GROUP: ClassVar[str] = "autoscaling"
+    API_VERSION: ClassVar[str] = "autoscaling/v1"
+    KIND: ClassVar[str] = "HorizontalPodAutoscaler"
+
+    api_version: str | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "apiVersion",
+            "doc": "Group and version of this object's schema, e.g. 'v1' or 'apps/v1'.",
+        },
+    )
+    kind: str | None = attrs.field(
+        default=None, metadata={"json": "kind", "doc": "Name of this object's type, e.g. 'Pod'."}
+    )
+    metadata: ObjectMeta | None = attrs.field(
+        default=None,
+        metadata={
+            "json": "metadata",
+            "doc": "Name, namespace, labels, annotations and other object metadata.",
+        },
+    )
+    spec: HorizontalPodAutoscalerSpec | None = attrs.field(
+        default=None, metadata={"json": "spec", "required": True}
+    )
+    status: HorizontalPodAutoscalerStatus | None = attrs.field(
+        default=None, metadata={"json": "status"}
+    )
 
 
 @attrs.frozen(kw_only=True)
