@@ -687,3 +687,28 @@ def test_kubectl_cp_both_ways_and_logs_by_selector(cluster: NodeCluster, tmp_pat
     assert (target / "a").read_text() == "from-pod\n" and (target / "b").read_text() == "b\n"
     logs = cluster.kubectl("logs", "-l", "role=copier", "--prefix").stdout
     assert logs == "[pod/copier/app] copier-started\n"
+
+
+def test_readiness_gates_hold_ready_until_their_condition_is_true(cluster: NodeCluster
+                                                                  ) -> None:
+    gate = "example.com/load-balancer"
+    cluster.apply(simple_pod(cluster, "gated-ready", "exec sleep 3600",
+                             readinessGates=[{"conditionType": gate}]))
+
+    def ready_condition(p: dict[str, Any]) -> dict[str, Any]:
+        return next((c for c in p["status"].get("conditions") or []
+                     if c["type"] == "Ready"), {})
+
+    pod = cluster.wait_pod("gated-ready", lambda p: p["status"].get("phase") == "Running"
+                           and ready_condition(p).get("reason") == "ReadinessGatesNotReady",
+                           what="Running, held back by its readiness gate")
+    assert ready_condition(pod)["message"] == \
+        f'corresponding condition of pod readiness gate "{gate}" does not exist.'
+    assert next(c for c in pod["status"]["conditions"]
+                if c["type"] == "ContainersReady")["status"] == "True"
+    patch = {"status": {"conditions": [{"type": gate, "status": "True"}]}}
+    cluster.kubectl("patch", "pod", "gated-ready", "--subresource=status", "--type=strategic",
+                    "-p", json.dumps(patch))
+    pod = cluster.wait_pod("gated-ready", running_and_ready, what="Ready once the gate is True")
+    assert any(c["type"] == gate and c["status"] == "True" for c in pod["status"]["conditions"])
+    cluster.kubectl("delete", "pod", "gated-ready", "--wait=true")

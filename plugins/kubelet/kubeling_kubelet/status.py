@@ -133,10 +133,34 @@ def pod_phase(spec: Obj, init_statuses: Sequence[Obj], statuses: Sequence[Obj]) 
     return "Pending"
 
 
+KUBELET_CONDITIONS = frozenset({"PodReadyToStartContainers", "Initialized", "Ready",
+                                "ContainersReady", "PodScheduled"})
+"""The pod conditions the node agent writes; others belong to whoever set them."""
+
+
+def _gates_message(spec: Obj, current: Sequence[Obj]) -> str:
+    """Why the pod's readiness gates hold it back ("" when they do not)."""
+    found = {c.get("type"): c for c in current}
+    problems = []
+    for gate in spec.get("readinessGates") or []:
+        kind = gate.get("conditionType")
+        cond = found.get(kind)
+        if cond is None:
+            problems.append(f'corresponding condition of pod readiness gate "{kind}" does '
+                            f"not exist.")
+        elif cond.get("status") != "True":
+            problems.append(f'the status of pod readiness gate "{kind}" is not "True", but '
+                            f"{cond.get('status')}")
+    return ", ".join(problems)
+
+
 def conditions(old: Sequence[Obj], spec: Obj, phase: str, init_statuses: Sequence[Obj],
-               statuses: Sequence[Obj], *, sandbox_ready: bool) -> list[Obj]:
+               statuses: Sequence[Obj], *, sandbox_ready: bool,
+               current: Sequence[Obj] = ()) -> list[Obj]:
     """PodReadyToStartContainers, Initialized, Ready, ContainersReady and PodScheduled,
-    keeping ``lastTransitionTime`` when a condition's status did not change."""
+    keeping ``lastTransitionTime`` when a condition's status did not change.  ``current``
+    are the pod's conditions as stored (others set them too): Ready also needs every
+    ``spec.readinessGates`` condition there to be True."""
     previous = {c.get("type"): c for c in old}
     out: list[Obj] = []
 
@@ -166,10 +190,16 @@ def conditions(old: Sequence[Obj], spec: Obj, phase: str, init_statuses: Sequenc
     else:
         unready = [s["name"] for s in statuses if not s.get("ready")]
         message = f"containers with unready status: [{' '.join(unready)}]"
-        add("Ready", not unready, "ContainersNotReady", message)
+        gates = "" if unready else _gates_message(spec, current)
+        if gates:
+            add("Ready", False, "ReadinessGatesNotReady", gates)
+        else:
+            add("Ready", not unready, "ContainersNotReady", message)
         add("ContainersReady", not unready, "ContainersNotReady", message)
     scheduled = previous.get("PodScheduled")
     out.append(scheduled if scheduled is not None else {
         "type": "PodScheduled", "status": "True", "lastProbeTime": None,
         "lastTransitionTime": rfc3339()})
+    # conditions others own (readiness gates, DisruptionTarget) are kept as they are
+    out.extend(c for c in current if c.get("type") not in KUBELET_CONDITIONS)
     return out

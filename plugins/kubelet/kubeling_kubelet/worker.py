@@ -699,7 +699,8 @@ class PodWorker:
         statuses = [one(c, False) for c in spec.get("containers") or []]
         phase = st.pod_phase(spec, init_statuses, statuses)
         conditions = st.conditions(self._conditions or old.get("conditions") or [], spec,
-                                   phase, init_statuses, statuses, sandbox_ready=sandbox_ready)
+                                   phase, init_statuses, statuses, sandbox_ready=sandbox_ready,
+                                   current=old.get("conditions") or [])
         if self._start_time is None:
             self._start_time = old.get("startTime") or st.rfc3339()
         status: Obj = {
