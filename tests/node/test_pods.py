@@ -712,3 +712,50 @@ def test_readiness_gates_hold_ready_until_their_condition_is_true(cluster: NodeC
     pod = cluster.wait_pod("gated-ready", running_and_ready, what="Ready once the gate is True")
     assert any(c["type"] == gate and c["status"] == "True" for c in pod["status"]["conditions"])
     cluster.kubectl("delete", "pod", "gated-ready", "--wait=true")
+
+
+def test_native_sidecars(cluster: NodeCluster) -> None:
+    shared = [{"name": "shared", "mountPath": "/shared"}]
+    sidecar = {"name": "logger", "image": cluster.image, "restartPolicy": "Always",
+               "command": ["/bin/sh", "-c", "echo up > /shared/sidecar; exec sleep 3600"],
+               "volumeMounts": shared}
+    setup = {"name": "setup", "image": cluster.image, "volumeMounts": shared,
+             # a later init container starts only once the sidecar runs
+             "command": ["/bin/sh", "-c", "test -f /shared/sidecar && echo ok > /shared/setup"]}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "with-sidecar"}, "spec": {
+        "nodeName": cluster.node, "terminationGracePeriodSeconds": 1,
+        "volumes": [{"name": "shared", "emptyDir": {}}],
+        "initContainers": [sidecar, setup],
+        "containers": [{"name": "app", "image": cluster.image, "volumeMounts": shared,
+                        "command": ["/bin/sh", "-c", "cat /shared/setup; exec sleep 3600"]}]}}
+    cluster.apply(json.dumps(pod))
+    live = cluster.wait_pod("with-sidecar", running_and_ready, what="with-sidecar Ready")
+    inits = {s["name"]: s for s in live["status"]["initContainerStatuses"]}
+    assert "running" in inits["logger"]["state"] and inits["logger"]["started"]
+    assert inits["setup"]["state"]["terminated"]["exitCode"] == 0
+    assert cluster.kubectl("logs", "with-sidecar", "-c", "app").stdout == "ok\n"
+    # the sidecar is restarted when it dies, the pod keeps running
+    container_id = inits["logger"]["containerID"].removeprefix("docker://")
+    subprocess.run(["docker", "kill", container_id], check=True, capture_output=True)
+    cluster.wait_pod("with-sidecar", lambda p: running_and_ready(p) and next(
+        s for s in p["status"]["initContainerStatuses"] if s["name"] == "logger"
+    )["restartCount"] >= 1, what="sidecar restarted")
+    cluster.kubectl("delete", "pod", "with-sidecar", "--wait=true")
+
+    # a pod that runs to completion finishes though its sidecar never would
+    job = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "job-with-sidecar"},
+           "spec": {"nodeName": cluster.node, "restartPolicy": "Never",
+                    "terminationGracePeriodSeconds": 1,
+                    "initContainers": [{"name": "proxy", "image": cluster.image,
+                                        "restartPolicy": "Always",
+                                        "command": ["/bin/sh", "-c", "exec sleep 3600"]}],
+                    "containers": [{"name": "work", "image": cluster.image,
+                                    "command": ["/bin/sh", "-c", "echo done"]}]}}
+    cluster.apply(json.dumps(job))
+    done = cluster.wait_pod("job-with-sidecar",
+                            lambda p: p["status"].get("phase") == "Succeeded", timeout=30,
+                            what="Succeeded once its app container finished")
+    cluster.wait(lambda: not any(
+        "running" in s["state"] for s in (cluster.pod("job-with-sidecar") or done)["status"]
+        .get("initContainerStatuses") or []), timeout=20, what="the sidecar stopped")
+    cluster.kubectl("delete", "pod", "job-with-sidecar", "--wait=true")

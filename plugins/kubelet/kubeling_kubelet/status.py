@@ -95,7 +95,14 @@ def container_status(spec: Obj, latest: ContainerStatus | None,
 def pod_phase(spec: Obj, init_statuses: Sequence[Obj], statuses: Sequence[Obj]) -> str:
     """Pending, Running, Succeeded or Failed, by Kubernetes' rules (``getPhase``)."""
     policy = spec.get("restartPolicy") or "Always"
+    sidecars = _sidecars(spec)
+    apps_started = any("waiting" not in s["state"] or "terminated" in s["lastState"]
+                       for s in statuses)
     for s in init_statuses:
+        if s["name"] in sidecars:
+            if "running" in s["state"] or apps_started:
+                continue  # a native sidecar: running (or restarting) beside the app
+            return "Pending"
         term = s["state"].get("terminated")
         if term is not None and term.get("exitCode") == 0:
             continue
@@ -131,6 +138,12 @@ def pod_phase(spec: Obj, init_statuses: Sequence[Obj], statuses: Sequence[Obj]) 
             return "Running"
         return "Failed"
     return "Pending"
+
+
+def _sidecars(spec: Obj) -> set[str]:
+    """Names of the restartable init containers (native sidecars)."""
+    return {c.get("name", "") for c in spec.get("initContainers") or []
+            if c.get("restartPolicy") == "Always"}
 
 
 KUBELET_CONDITIONS = frozenset({"PodReadyToStartContainers", "Initialized", "Ready",
@@ -178,8 +191,10 @@ def conditions(old: Sequence[Obj], spec: Obj, phase: str, init_statuses: Sequenc
         out.append(cond)
 
     add("PodReadyToStartContainers", sandbox_ready)
+    sidecars = _sidecars(spec)
     not_done = [s["name"] for s in init_statuses
-                if (s["state"].get("terminated") or {}).get("exitCode") != 0]
+                if (s["state"].get("terminated") or {}).get("exitCode") != 0
+                and not (s["name"] in sidecars and s.get("started"))]
     initialized = not not_done
     add("Initialized", initialized, "ContainersNotInitialized",
         f"containers with incomplete status: [{' '.join(not_done)}]")
@@ -188,7 +203,9 @@ def conditions(old: Sequence[Obj], spec: Obj, phase: str, init_statuses: Sequenc
         add("Ready", False, "PodCompleted")
         add("ContainersReady", False, "PodCompleted")
     else:
-        unready = [s["name"] for s in statuses if not s.get("ready")]
+        unready = [s["name"] for s in [*statuses, *(i for i in init_statuses
+                                                    if i["name"] in sidecars)]
+                   if not s.get("ready")]
         message = f"containers with unready status: [{' '.join(unready)}]"
         gates = "" if unready else _gates_message(spec, current)
         if gates:

@@ -116,6 +116,18 @@ class _Backoff:
         self._entries.pop(key, None)
 
 
+def is_sidecar(spec: Obj) -> bool:
+    """A restartable init container (Kubernetes' native sidecar)."""
+    return spec.get("restartPolicy") == "Always"
+
+
+def _done(history: list[ContainerStatus], policy: str) -> bool:
+    """An app container that exited and will not be restarted under ``policy``."""
+    latest = history[0] if history else None
+    return latest is not None and latest.state == ContainerState.EXITED and (
+        policy == "Never" or latest.exit_code == 0)
+
+
 class PodWorker:
     """Runs one pod on this node."""
 
@@ -363,9 +375,22 @@ class PodWorker:
         """Start, restart or kill containers; True when something changed."""
         policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
         changed = False
+        apps = self._specs(False)
+        apps_started = any(by_name.get(a["name"]) for a in apps)
+        # a pod that will not restart its containers is finished once they all are
+        finished = policy != "Always" and apps_started and all(
+            _done(by_name.get(a["name"]) or [], policy) for a in apps)
         for spec in self._specs(True):
             history = by_name.get(spec["name"]) or []
             latest = history[0] if history else None
+            if is_sidecar(spec):
+                changed |= await self._sync_sidecar(spec, latest, paths,
+                                                    finished=finished)
+                pending = latest is None or latest.state != ContainerState.RUNNING or \
+                    not self._started(spec, latest)
+                if pending and not apps_started and not finished:
+                    return changed  # the next init container waits for this one
+                continue
             if latest is not None and latest.state == ContainerState.EXITED \
                     and latest.exit_code == 0:
                 continue
@@ -400,6 +425,32 @@ class PodWorker:
                 await self.runtime.remove_container(latest.id)
                 changed = True
         return changed
+
+    async def _sync_sidecar(self, spec: Obj, latest: ContainerStatus | None,
+                            paths: dict[str, Any], *, finished: bool) -> bool:
+        """A restartable init container (``restartPolicy: Always``): started in init order
+        and kept running beside the app containers (restarted whatever the pod's policy),
+        stopped once the pod's containers have finished.  True when something changed."""
+        if finished:
+            if latest is not None and latest.state == ContainerState.RUNNING:
+                await self._kill(latest, spec, "the pod's containers have completed")
+                return True
+            return False
+        if latest is None:
+            return await self._start(spec, self._attempts.get(spec["name"], -1) + 1, paths,
+                                     init=True)
+        if latest.state == ContainerState.RUNNING:
+            return await self._check_running(spec, latest)
+        if latest.state == ContainerState.CREATED:
+            return await self._start_existing(latest, spec)
+        return await self._restart(spec, latest, paths, init=True)
+
+    def _started(self, spec: Obj, latest: ContainerStatus) -> bool:
+        """Running and past its startup probe (if it has one)."""
+        if spec.get("startupProbe") is None:
+            return True
+        startup = self._probers.get((latest.id, "startup"))
+        return startup is not None and startup.result == ProbeResult.SUCCESS
 
     async def _check_running(self, spec: Obj, latest: ContainerStatus) -> bool:
         """Probes of a running container; kill it on failed liveness/startup."""
