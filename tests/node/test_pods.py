@@ -759,3 +759,27 @@ def test_native_sidecars(cluster: NodeCluster) -> None:
         "running" in s["state"] for s in (cluster.pod("job-with-sidecar") or done)["status"]
         .get("initContainerStatuses") or []), timeout=20, what="the sidecar stopped")
     cluster.kubectl("delete", "pod", "job-with-sidecar", "--wait=true")
+
+
+def test_sidecars_stop_after_the_app_containers(cluster: NodeCluster, tmp_path: Any) -> None:
+    record = tmp_path / "order"
+    record.mkdir()
+    mount = [{"name": "record", "mountPath": "/record"}]
+
+    def container(name: str, **extra: Any) -> dict[str, Any]:
+        script = (f"trap 'echo {name} >> /record/order; exit 0' TERM; "
+                  f"while :; do sleep 0.2; done")
+        return {"name": name, "image": cluster.image, "command": ["/bin/sh", "-c", script],
+                "volumeMounts": mount, **extra}
+
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stop-order"}, "spec": {
+        "nodeName": cluster.node, "terminationGracePeriodSeconds": 10,
+        "volumes": [{"name": "record", "hostPath": {"path": str(record)}}],
+        "initContainers": [container("first-sidecar", restartPolicy="Always"),
+                           container("second-sidecar", restartPolicy="Always")],
+        "containers": [container("app")]}}
+    cluster.apply(json.dumps(pod))
+    cluster.wait_pod("stop-order", running_and_ready, what="stop-order Ready")
+    cluster.kubectl("delete", "pod", "stop-order", "--wait=true")
+    assert (record / "order").read_text().split() == ["app", "second-sidecar",
+                                                      "first-sidecar"]

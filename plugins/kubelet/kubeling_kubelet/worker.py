@@ -810,8 +810,12 @@ class PodWorker:
             await self.runtime.stop_container(c.id, max(0.0, math.ceil(
                 deadline - time.monotonic())))
 
-        await asyncio.gather(*(stop_one(c) for c in containers
-                               if c.state == ContainerState.RUNNING))
+        running = [c for c in containers if c.state == ContainerState.RUNNING]
+        sidecars = [c["name"] for c in self._specs(True) if is_sidecar(c)]
+        # app containers first; native sidecars after them, the last declared first
+        await asyncio.gather(*(stop_one(c) for c in running if c.name not in sidecars))
+        for name in reversed(sidecars):
+            await asyncio.gather(*(stop_one(c) for c in running if c.name == name))
         for sandbox in await self.runtime.list_sandboxes(labels):
             await self.runtime.stop_sandbox(sandbox.id)
         if not self.deleted:
