@@ -204,6 +204,9 @@ class ContainerConfig:
     tty: bool = False
     labels: Mapping[str, str] = attrs.field(factory=dict)
     """Kept by the runtime and returned by :meth:`Runtime.list_containers`."""
+    pid_namespace_of: str | None = None
+    """Join the process namespace of this container (an ephemeral container's
+    ``targetContainerName``); None: a namespace of its own."""
 
 
 @attrs.frozen(kw_only=True)

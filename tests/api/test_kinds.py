@@ -99,7 +99,7 @@ def test_builtin_kinds_names_scopes_and_subresources() -> None:
     assert pods is not None
     assert pods.short_names == ("po",) and pods.categories == ("all",)
     assert pods.subresources == ("status", "binding", "eviction", "log", "exec", "attach",
-                                 "portforward")
+                                 "portforward", "ephemeralcontainers")
     assert registry.find("deploy") is registry.get("apps", "v1", "deployments")
     assert registry.find("ns").namespaced is False
     assert registry.find("no").namespaced is False

@@ -783,3 +783,33 @@ def test_sidecars_stop_after_the_app_containers(cluster: NodeCluster, tmp_path: 
     cluster.kubectl("delete", "pod", "stop-order", "--wait=true")
     assert (record / "order").read_text().split() == ["app", "second-sidecar",
                                                       "first-sidecar"]
+
+
+def test_kubectl_debug_adds_an_ephemeral_container(cluster: NodeCluster) -> None:
+    cluster.apply(simple_pod(cluster, "debuggee", "exec sleep 3600"))
+    cluster.wait_pod("debuggee", running_and_ready, what="debuggee Running")
+    out = cluster.kubectl("debug", "debuggee", f"--image={cluster.image}",
+                          "--image-pull-policy=Never", "--container=dbg", "--target=app",
+                          "--", "/bin/sh", "-c", "ps; exec sleep 3600").stdout
+    assert "Defaulting debug container name" not in out
+
+    def debugging(p: dict[str, Any]) -> bool:
+        statuses = p["status"].get("ephemeralContainerStatuses") or []
+        return any(s["name"] == "dbg" and "running" in s["state"] for s in statuses)
+
+    pod = cluster.wait_pod("debuggee", debugging, what="the debug container running")
+    assert [c["name"] for c in pod["spec"]["ephemeralContainers"]] == ["dbg"]
+    assert running_and_ready(pod)  # the pod itself is untouched
+    # --target: the debug container sees the target's processes
+    logs = cluster.wait(lambda: cluster.kubectl("logs", "debuggee", "-c", "dbg").stdout,
+                        timeout=10, what="the debug container's output")
+    assert "sleep 3600" in logs
+    assert cluster.kubectl("exec", "debuggee", "-c", "dbg", "--", "echo", "inside").stdout \
+        == "inside\n"
+    # ephemeral containers can be added, never changed or removed
+    refused = cluster.kubectl("patch", "pod", "debuggee", "--subresource=ephemeralcontainers",
+                              "--type=json", "-p", '[{"op": "remove", '
+                              '"path": "/spec/ephemeralContainers/0"}]', check=False)
+    assert refused.returncode != 0
+    assert 'existing ephemeral containers "dbg" may not be removed' in refused.stderr
+    cluster.kubectl("delete", "pod", "debuggee", "--wait=true")

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 _SUBRESOURCE_VERBS = {
     "status": ["get", "patch", "update"],
     "scale": ["get", "patch", "update"],
+    "ephemeralcontainers": ["get", "patch", "update"],
     "binding": ["create"],
     "finalize": ["update"],
     "eviction": ["create"],

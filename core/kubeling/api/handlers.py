@@ -175,13 +175,13 @@ class Handlers:
             computed = self.server.resource_handlers.get((t.kind.group, t.kind.plural))
             if computed is not None:
                 return await computed(self.server, verb, t, req, user)
-        if sub is None or sub == "status":
+        if sub is None or sub in ("status", "ephemeralcontainers"):
             handler = {
                 "get": self.get, "list": self.list, "watch": self.watch,
                 "create": self.create, "update": self.update, "patch": self.patch,
                 "delete": self.delete, "deletecollection": self.delete_collection,
             }[verb]
-            if sub == "status" and verb not in ("get", "update", "patch"):
+            if sub is not None and verb not in ("get", "update", "patch"):
                 raise ApiError.method_not_allowed(req.method, req.path)
             return await handler(t, req, user)
         if sub == "scale":
@@ -759,6 +759,11 @@ class Handlers:
             if sub == "status":
                 strategy.prepare_for_status_update(new, current)
                 causes = strategy.validate_status_update(new, current)
+            elif sub == "ephemeralcontainers":
+                wanted = (new.get("spec") or {}).get("ephemeralContainers")
+                new = decode_stored(kv.value, kv.mod_revision)
+                new.setdefault("spec", {})["ephemeralContainers"] = wanted
+                causes = strategy.validate_ephemeral_update(new, current)
             elif sub == "finalize":
                 finalizers = (new.get("spec") or {}).get("finalizers")
                 new = decode_stored(kv.value, kv.mod_revision)

@@ -155,9 +155,10 @@ class NodeProxy:
         spec = pod.get("spec") or {}
         names = [c.get("name") for c in spec.get("containers") or []]
         init = [c.get("name") for c in spec.get("initContainers") or []]
+        ephemeral = [c.get("name") for c in spec.get("ephemeralContainers") or []]
         name = pod["metadata"]["name"]
         if wanted:
-            if wanted not in names and wanted not in init:
+            if wanted not in names and wanted not in init and wanted not in ephemeral:
                 raise ApiError.bad_request(f"container {wanted} is not valid for pod {name}")
             return wanted
         annotations = pod["metadata"].get("annotations") or {}

@@ -111,6 +111,12 @@ class Strategy:
 
     # -- status -----------------------------------------------------------------------
 
+    def validate_ephemeral_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """Checks of an update through ``pods/ephemeralcontainers`` (only ``new``'s
+        ``spec.ephemeralContainers`` differs from ``old``); kinds without that subresource
+        never get here."""
+        return []
+
     def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
         """Before an update of ``status``: everything else stays as it was."""
         for key in list(new):

@@ -144,7 +144,8 @@ class AgentServer:
     async def _container(self, worker: PodWorker, name: str, *, previous: bool = False,
                          running: bool = False) -> ContainerStatus:
         pod_name = worker.pod["metadata"]["name"]
-        specs = {c["name"] for c in worker._specs()}
+        specs = {c["name"] for c in [*worker._specs(), *((worker.pod.get("spec") or {})
+                                                          .get("ephemeralContainers") or [])]}
         if name not in specs:
             raise _Refusal(400, f'container {name} is not valid for pod {pod_name}')
         from kubeling_kubelet.worker import LABEL_POD_UID

@@ -24,6 +24,8 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from kubeling.api.errors import ApiError
 from kubeling.api.quantity import milli_value, value
 from kubeling.client.resources import PODS
@@ -424,7 +426,29 @@ class PodWorker:
             else:
                 await self.runtime.remove_container(latest.id)
                 changed = True
+        for spec in (self.pod.get("spec") or {}).get("ephemeralContainers") or []:
+            changed |= await self._sync_ephemeral(spec, by_name, paths)
         return changed
+
+    async def _sync_ephemeral(self, spec: Obj, by_name: dict[str, list[ContainerStatus]],
+                              paths: dict[str, Any]) -> bool:
+        """An ephemeral container (``kubectl debug``): started once, never restarted; with
+        ``targetContainerName`` it joins that container's process namespace."""
+        history = by_name.get(spec["name"]) or []
+        if history:
+            latest = history[0]
+            if latest.state == ContainerState.CREATED:
+                return await self._start_existing(latest, spec)
+            return False
+        target_id = None
+        target = spec.get("targetContainerName")
+        if target:
+            running = [c for c in by_name.get(target) or []
+                       if c.state == ContainerState.RUNNING]
+            if not running:
+                return False  # wait until the target runs
+            target_id = running[0].id
+        return await self._start(spec, 0, paths, init=False, pid_namespace_of=target_id)
 
     async def _sync_sidecar(self, spec: Obj, latest: ContainerStatus | None,
                             paths: dict[str, Any], *, finished: bool) -> bool:
@@ -574,12 +598,14 @@ class PodWorker:
         return ref
 
     async def _start(self, spec: Obj, attempt: int, paths: dict[str, Any], *,
-                     init: bool) -> bool:
+                     init: bool, pid_namespace_of: str | None = None) -> bool:
         name = spec["name"]
         if await self._ensure_image(spec) is None:
             return False
         try:
             config = self.container_config(spec, attempt, paths, init=init)
+            if pid_namespace_of:
+                config = attrs.evolve(config, pid_namespace_of=pid_namespace_of)
         except (EnvError, VolumeError, ValueError) as exc:
             if self.waiting.get(name) != ("CreateContainerConfigError", str(exc)):
                 self._event("Failed", f"Error: {exc}", warning=True, container=name)
@@ -748,6 +774,7 @@ class PodWorker:
 
         init_statuses = [one(c, True) for c in spec.get("initContainers") or []]
         statuses = [one(c, False) for c in spec.get("containers") or []]
+        ephemeral = [one(c, False) for c in spec.get("ephemeralContainers") or []]
         phase = st.pod_phase(spec, init_statuses, statuses)
         conditions = st.conditions(self._conditions or old.get("conditions") or [], spec,
                                    phase, init_statuses, statuses, sandbox_ready=sandbox_ready,
@@ -767,6 +794,8 @@ class PodWorker:
             status["podIPs"] = [{"ip": self.pod_ip}]
         if init_statuses:
             status["initContainerStatuses"] = init_statuses
+        if ephemeral:
+            status["ephemeralContainerStatuses"] = ephemeral
         if old.get("qosClass"):
             status["qosClass"] = old["qosClass"]
         return status

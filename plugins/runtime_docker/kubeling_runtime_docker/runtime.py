@@ -481,6 +481,8 @@ class DockerRuntime:
             "ReadonlyRootfs": sec.read_only_root_filesystem,
             "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "2"}},
         }
+        if config.pid_namespace_of:
+            host_config["PidMode"] = f"container:{config.pid_namespace_of}"
         if res.cpu_shares:
             host_config["CpuShares"] = res.cpu_shares
         if res.cpu_quota:

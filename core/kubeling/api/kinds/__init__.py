@@ -119,7 +119,8 @@ def builtin_kinds() -> list[KindInfo]:
         # eviction is to be served later
         _kind(*core, "Pod", "pods", PodStrategy(), module="core_v1", short_names=("po",),
               categories=("all",), subresources=("status", "binding", "eviction", "log",
-                                                 "exec", "attach", "portforward")),
+                                                 "exec", "attach", "portforward",
+                                                 "ephemeralcontainers")),
         _kind(*core, "Service", "services", ServiceStrategy(), module="core_v1",
               short_names=("svc",), categories=("all",)),
         _kind(*core, "Endpoints", "endpoints", EndpointsStrategy(), module="core_v1",

@@ -361,6 +361,71 @@ class PodStrategy(BuiltinStrategy):
     def validate_immutable(self, new: Obj, old: Obj) -> list[Cause]:
         return pod_spec_update_causes(new, old)
 
+    def validate_ephemeral_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """``pods/ephemeralcontainers`` (``kubectl debug``): ephemeral containers may only
+        be added; a new one has a unique name, an image, no ports, probes, lifecycle or
+        resources, and a ``targetContainerName`` naming one of the pod's containers.  New
+        ones get the defaults of a container (pull policy, termination message)."""
+        spec = ensure_dict(new, "spec")
+        wanted = spec.get("ephemeralContainers")
+        if wanted is None:
+            spec.pop("ephemeralContainers", None)
+            wanted = []
+        if not isinstance(wanted, list) or not all(isinstance(c, dict) for c in wanted):
+            return [Cause.invalid("spec.ephemeralContainers", "...", "must be a list of "
+                                  "containers")]
+        before = {c.get("name"): c for c in as_list(sub(old, "spec", "ephemeralContainers"))}
+        causes: list[Cause] = []
+        for name, container in before.items():
+            now = next((c for c in wanted if c.get("name") == name), None)
+            if now is None:
+                causes.append(Cause.forbidden("spec.ephemeralContainers",
+                                              f'existing ephemeral containers "{name}" may not '
+                                              f"be removed"))
+            elif now != container:
+                causes.append(Cause.forbidden("spec.ephemeralContainers",
+                                              f'existing ephemeral containers "{name}" may not '
+                                              f"be changed"))
+        old_spec = as_dict(old.get("spec"))
+        regular = [c.get("name") for c in [*as_list(old_spec.get("containers")),
+                                           *as_list(old_spec.get("initContainers"))]]
+        seen = set(regular)
+        for i, container in enumerate(wanted):
+            path = f"spec.ephemeralContainers[{i}]"
+            name = container.get("name")
+            if name in before:
+                seen.add(name)
+                continue
+            if not container.get("image"):
+                container.setdefault("imagePullPolicy", "IfNotPresent")
+            elif not container.get("imagePullPolicy"):
+                image = str(container["image"])
+                latest = ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")
+                container["imagePullPolicy"] = "Always" if latest and "@" not in image \
+                    else "IfNotPresent"
+            container.setdefault("terminationMessagePath", "/dev/termination-log")
+            container.setdefault("terminationMessagePolicy", "File")
+            if not name:
+                causes.append(Cause.required(f"{path}.name"))
+            elif name in seen:
+                causes.append(Cause.duplicate(f"{path}.name", name))
+            else:
+                causes.extend(Cause.invalid(f"{path}.name", name, msg)
+                              for msg in is_dns1123_label(str(name)))
+            seen.add(name)
+            if not container.get("image"):
+                causes.append(Cause.required(f"{path}.image"))
+            for key in ("ports", "livenessProbe", "readinessProbe", "startupProbe",
+                        "lifecycle", "resources"):
+                if container.get(key):
+                    causes.append(Cause.forbidden(f"{path}.{key}",
+                                                  "cannot be set for an Ephemeral Container"))
+            target = container.get("targetContainerName")
+            if target and target not in regular:
+                causes.append(Cause(f"{path}.targetContainerName",
+                                    f'Not found: "{target}"', "FieldValueNotFound"))
+        return causes
+
     def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
         super().prepare_for_status_update(new, old)
         status = ensure_dict(new, "status")
