@@ -46,3 +46,47 @@ def test_no_metrics_keeps_the_count_and_missing_requests_are_an_error() -> None:
     assert recommend(3, 50, [pod("p0")], {}, 0.1) == (3, None)
     with pytest.raises(ValueError, match="missing request for cpu"):
         recommend(1, 50, [pod("p0", cpu=None)], milli(10), 0.1)
+
+
+async def test_replicas_below_the_minimum_are_raised_without_metrics(cluster: object) -> None:
+    from kubeling_controllers_default.podautoscaler import HPAS
+    from kubeling_controllers_default.testing import eventually
+
+    from kubeling.client.resources import DEPLOYMENTS, EVENTS
+
+    client = cluster.client  # type: ignore[attr-defined]
+    labels = {"app": "web"}
+    await client.create(DEPLOYMENTS, {"metadata": {"name": "web"}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+            {"name": "c", "image": "i", "resources": {"requests": {"cpu": "100m"}}}]}}}},
+        "default")
+    await client.create(HPAS, {"metadata": {"name": "web"}, "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "minReplicas": 2, "maxReplicas": 4}}, "default")
+
+    async def scaled() -> bool:
+        d = await client.get(DEPLOYMENTS, "web", "default")
+        return d["spec"]["replicas"] == 2
+
+    await eventually(scaled)
+    hpa = await client.get(HPAS, "web", "default")
+    assert hpa["spec"]["targetCPUUtilizationPercentage"] == 80  # the default
+    assert hpa["status"]["desiredReplicas"] == 2 and hpa["status"]["currentReplicas"] == 1
+
+    async def reasons() -> dict[str, str]:
+        items = (await client.list(EVENTS, "default",
+                                   field_selector="involvedObject.name=web,"
+                                                  "involvedObject.kind=HorizontalPodAutoscaler")
+                 )["items"]
+        return {e["reason"]: e["message"] for e in items}
+
+    found = await eventually(lambda: _with(reasons, "SuccessfulRescale"))
+    assert found["SuccessfulRescale"] == \
+        "New size: 2; reason: Current number of replicas below Spec.MinReplicas"
+    assert found["FailedGetResourceMetric"].startswith("failed to get cpu utilization")
+
+
+async def _with(get: object, reason: str) -> dict[str, str] | None:
+    got = await get()  # type: ignore[operator]
+    return got if reason in got else None

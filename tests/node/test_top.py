@@ -115,7 +115,6 @@ def test_kubectl_autoscale_follows_cpu_use(top_cluster: NodeCluster) -> None:
                              "-o", "jsonpath={.items[*].message}").stdout
     assert "New size: 3; reason: cpu resource utilization (percentage of request) above " \
            "target" in events
-    assert "New size: 1; reason: cpu resource utilization (percentage of request) below " \
-           "target" in events
+    assert "New size: 1; reason: All metrics below target" in events
     cluster.kubectl("delete", "hpa", "scaler")
     cluster.kubectl("delete", "deployment", "scaler", "--wait=true")

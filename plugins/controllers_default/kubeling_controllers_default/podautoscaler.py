@@ -124,10 +124,15 @@ class HorizontalPodAutoscalerController(Controller):
         self.client = ctx.client(f"kubeling-controller-manager/{self.component}")
         self.recorder = ctx.recorder(self.component)
         self.hpas = self.informer(HPAS)
-        self.hpas.add_handler(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),
+        self.hpas.add_handler(on_add=self.enqueue, on_update=self._updated,
                               on_delete=self._forget)
         self._history: dict[str, list[tuple[float, int]]] = {}
         """key -> (monotonic time, recommendation) within the stabilization window."""
+
+    def _updated(self, old: Obj, new: Obj) -> None:
+        """A changed spec is evaluated at once; status writes (ours) wait for the period."""
+        if meta(old).get("generation") != meta(new).get("generation"):
+            self.enqueue(new)
 
     def _forget(self, hpa: Obj) -> None:
         self._history.pop(f"{meta(hpa).get('namespace')}/{meta(hpa).get('name')}", None)
@@ -189,13 +194,18 @@ class HorizontalPodAutoscalerController(Controller):
         if utilization is not None:
             status["currentCPUUtilizationPercentage"] = utilization
         if desired != current:
-            await self.client.update(target, {**scale, "spec": {**(scale.get("spec") or {}),
-                                                                "replicas": desired}},
-                                     subresource="scale")
-            direction = "above" if desired > current else "below"
+            if not await self._set_replicas(target, scale, current, desired):
+                return  # someone else changed the count: evaluated again next period
+            if current > high:
+                reason = "Current number of replicas above Spec.MaxReplicas"
+            elif current < low:
+                reason = "Current number of replicas below Spec.MinReplicas"
+            elif desired > current:
+                reason = "cpu resource utilization (percentage of request) above target"
+            else:
+                reason = "All metrics below target"
             self.recorder.normal(hpa, "SuccessfulRescale",
-                                 f"New size: {desired}; reason: cpu resource utilization "
-                                 f"(percentage of request) {direction} target")
+                                 f"New size: {desired}; reason: {reason}")
             status["lastScaleTime"] = fmt_time(self.clock.now())
         if status != old:
             try:
@@ -203,6 +213,26 @@ class HorizontalPodAutoscalerController(Controller):
             except ApiError as exc:
                 if exc.code not in (404, 409):
                     raise
+
+    async def _set_replicas(self, target: Resource, scale: Obj, current: int,
+                            desired: int) -> bool:
+        """Write the new count through ``scale``; a conflict caused by a status write (the
+        count still ``current``) is retried on the fresh object.  False when the count
+        changed meanwhile."""
+        for _ in range(3):
+            try:
+                await self.client.update(target, {**scale, "spec": {
+                    **(scale.get("spec") or {}), "replicas": desired}}, subresource="scale")
+                return True
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+            m = meta(scale)
+            scale = await self.client.get(target, str(m.get("name")), m.get("namespace"),
+                                          subresource="scale")
+            if int((scale.get("spec") or {}).get("replicas") or 0) != current:
+                return False
+        return False
 
     async def _proposal(self, hpa: Obj, namespace: str, selector: str,
                         current: int) -> tuple[int, int | None]:
