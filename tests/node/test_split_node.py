@@ -68,7 +68,9 @@ def split(tmp_path: Path, images: dict[str, str]) -> Iterator[tuple[KubelingProc
         "node": {"name": node, "runtime": "docker",
                  "docker": {"pause_image": images["pause"], "offline": True}},
         "kubelet": {"secret_file": str(tmp_path / "plane" / "node-agent.secret"),
-                    "status_update_seconds": 2.0}})
+                    "status_update_seconds": 2.0},
+        # the proxy (and DNS with it) would rewrite the host's packet filter: off here
+        "proxy": {"enabled": False}})
     agent.start()
     try:
         yield plane, agent, node
