@@ -21,6 +21,10 @@ from kubeling.app import Cluster
 from kubeling.config import load_config
 from kubeling.plugins import MissingPluginError, PluginError, PluginHost
 
+NO_HOST_PROXY = {"proxy": {"enabled": False}}
+"""Config for clusters whose subject is not the service proxy: it would program the host's
+packet filter (and cluster DNS only runs with it)."""
+
 
 def host_with(*plugins: Any) -> PluginHost:
     host = PluginHost()
@@ -162,7 +166,7 @@ async def test_authenticators_and_authorizers_guard_requests(tmp_path: Path) -> 
     host = host_with(Families())
     cfg = load_config({"data_dir": str(tmp_path), "api": {
         "listen": "127.0.0.1:0", "authenticators": ["header"], "authorizers": ["readonly"],
-        "compaction_interval_seconds": 0}}, host.config_class)
+        "compaction_interval_seconds": 0}, **NO_HOST_PROXY}, host.config_class)
     cluster = Cluster(cfg, host)
     await cluster.start()
     try:
@@ -237,10 +241,11 @@ async def test_components_run_by_role_with_leader_election_and_config_changes(
 
     host = host_with(Components())
     cfg = load_config({"data_dir": str(tmp_path), "api": {"listen": "127.0.0.1:0"},
-                       "components": {"disabled": ["spare"]}}, host.config_class)
+                       "components": {"disabled": ["spare"]}, **NO_HOST_PROXY},
+                      host.config_class)
     config_file = tmp_path / "c.yaml"
     config_file.write_text(f"data_dir: {tmp_path}\napi:\n  listen: 127.0.0.1:0\n"
-                           "components:\n  disabled: [spare]\n")
+                           "components:\n  disabled: [spare]\nproxy:\n  enabled: false\n")
     cluster = Cluster(cfg, host, config_path=config_file)
     await cluster.start()
     try:
@@ -256,8 +261,8 @@ async def test_components_run_by_role_with_leader_election_and_config_changes(
     assert made["cp"].closed and made["agent"].closed
 
     made.clear()
-    cfg_node = load_config({"data_dir": str(tmp_path / "n"), "api": {"server": url_of(cluster)}},
-                           host.config_class)
+    cfg_node = load_config({"data_dir": str(tmp_path / "n"), "api": {"server": url_of(cluster)},
+                            **NO_HOST_PROXY}, host.config_class)
     node_only = Cluster(cfg_node, host_with(Components()), role="node")
     await node_only.start()
     try:
