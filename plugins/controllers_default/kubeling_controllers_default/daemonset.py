@@ -30,7 +30,7 @@ from kubeling_controllers_default.indexes import (
     BY_NAMESPACE,
     by_controller,
     by_namespace,
-    orphans_key,
+    claim_candidates,
 )
 from kubeling_controllers_default.pods import PodControl, claim, slow_start_batch
 from kubeling_controllers_default.resources import (
@@ -218,8 +218,7 @@ class DaemonSetController(Controller):
                                   "selector is required.")
             return
         m = meta(ds)
-        candidates = [*self.pods_by_controller.get(str(m.get("uid"))),
-                      *self.pods_by_controller.get(orphans_key(m.get("namespace")))]
+        candidates = claim_candidates(self.pods_by_controller, ds)
         pods = await claim(ds, selector, candidates,
                            adopt=lambda p: self.pod_control.adopt(p, ds),
                            release=lambda p: self.pod_control.release(p, ds),

@@ -35,7 +35,7 @@ from kubeling_controllers_default.indexes import (
     BY_NAMESPACE,
     by_controller,
     by_namespace,
-    orphans_key,
+    claim_candidates,
 )
 from kubeling_controllers_default.pods import can_adopt, claim
 from kubeling_controllers_default.resources import DEPLOYMENTS, PODS, REPLICASETS
@@ -355,8 +355,7 @@ class DeploymentController(Controller):
                                               "observedGeneration": meta(d).get("generation")})
             return
         m = meta(d)
-        candidates = [*self.rs_by_controller.get(str(m.get("uid"))),
-                      *self.rs_by_controller.get(orphans_key(m.get("namespace")))]
+        candidates = claim_candidates(self.rs_by_controller, d)
         rs_list = await claim(d, selector, candidates,
                               adopt=lambda rs: self._adopt(rs, d),
                               release=lambda rs: self._release(rs, d),

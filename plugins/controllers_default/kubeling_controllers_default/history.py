@@ -19,7 +19,7 @@ from kubeling.api.registry import Resource
 from kubeling.client import ApiError, Client
 from kubeling_controllers_default.base import Index
 from kubeling_controllers_default.deployment import template_hash
-from kubeling_controllers_default.indexes import orphans_key
+from kubeling_controllers_default.indexes import claim_candidates
 from kubeling_controllers_default.pods import can_adopt, claim
 from kubeling_controllers_default.resources import CONTROLLERREVISIONS
 from kubeling_controllers_default.util import controller_ref, meta, owner_ref, selector_of
@@ -49,9 +49,7 @@ class RevisionHistory:
     async def sync(self, owner: Obj) -> tuple[Obj, list[Obj]]:
         """(the revision of the owner's current template, the other revisions), creating
         the current one or renumbering it to the newest when needed."""
-        m = meta(owner)
-        candidates = [*self.by_controller.get(str(m.get("uid"))),
-                      *self.by_controller.get(orphans_key(m.get("namespace")))]
+        candidates = claim_candidates(self.by_controller, owner)
         selector = selector_of(owner)
         assert selector is not None
         revisions = await claim(owner, selector, candidates,

@@ -11,7 +11,7 @@ from typing import Any
 from kubeling_controllers_default.util import controller_ref, meta
 
 __all__ = ["BY_CONTROLLER", "BY_NAMESPACE", "BY_NODE", "by_controller", "by_namespace",
-           "by_node", "orphans_key"]
+           "by_node", "claim_candidates", "orphans_key"]
 
 Obj = dict[str, Any]
 
@@ -31,6 +31,13 @@ def by_controller(obj: Obj) -> list[str]:
     if ref is not None and ref.get("uid"):
         return [str(ref["uid"])]
     return [orphans_key(meta(obj).get("namespace"))]
+
+
+def claim_candidates(index: Any, owner: Obj) -> list[Obj]:
+    """What ``owner`` may claim from a :data:`BY_CONTROLLER` index: the objects it
+    controls and the orphans of its namespace."""
+    m = meta(owner)
+    return [*index.get(str(m.get("uid"))), *index.get(orphans_key(m.get("namespace")))]
 
 
 def by_namespace(obj: Obj) -> list[str]:

@@ -48,6 +48,7 @@ from kubeling_controllers_default.indexes import (
     BY_NAMESPACE,
     by_controller,
     by_namespace,
+    claim_candidates,
     orphans_key,
 )
 from kubeling_controllers_default.jobpolicy import (
@@ -382,8 +383,7 @@ class JobController(Controller):
         if selector is None:
             return
         m = meta(job)
-        candidates = [*self.pods_by_controller.get(str(m.get("uid"))),
-                      *self.pods_by_controller.get(orphans_key(m.get("namespace")))]
+        candidates = claim_candidates(self.pods_by_controller, job)
         pods = await claim(job, selector, candidates,
                            adopt=lambda p: self.pod_control.adopt(p, job),
                            release=lambda p: self.pod_control.release(p, job),

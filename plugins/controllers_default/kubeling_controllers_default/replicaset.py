@@ -22,7 +22,7 @@ from kubeling_controllers_default.indexes import (
     BY_NAMESPACE,
     by_controller,
     by_namespace,
-    orphans_key,
+    claim_candidates,
 )
 from kubeling_controllers_default.pods import PodControl, can_adopt, claim, slow_start_batch
 from kubeling_controllers_default.resources import PODS, REPLICASETS, REPLICATIONCONTROLLERS
@@ -206,8 +206,7 @@ class ReplicaSetController(Controller):
             self.log.warning("%s %s has an invalid selector", self.name, key)
             return
         rs_meta = meta(rs)
-        candidates = [*self.pods_by_controller.get(str(rs_meta.get("uid"))),
-                      *self.pods_by_controller.get(orphans_key(rs_meta.get("namespace")))]
+        candidates = claim_candidates(self.pods_by_controller, rs)
         pods = await claim(rs, selector, candidates,
                            adopt=lambda p: self.pod_control.adopt(p, rs),
                            release=lambda p: self.pod_control.release(p, rs),

@@ -41,7 +41,7 @@ from kubeling_controllers_default.indexes import (
     BY_NAMESPACE,
     by_controller,
     by_namespace,
-    orphans_key,
+    claim_candidates,
 )
 from kubeling_controllers_default.pods import PodControl, claim
 from kubeling_controllers_default.resources import (
@@ -175,8 +175,7 @@ class StatefulSetController(Controller):
                                   "selector is required.")
             return
         m = meta(sts)
-        candidates = [*self.pods_by_controller.get(str(m.get("uid"))),
-                      *self.pods_by_controller.get(orphans_key(m.get("namespace")))]
+        candidates = claim_candidates(self.pods_by_controller, sts)
         pods = await claim(sts, selector, candidates,
                            adopt=lambda p: self.pod_control.adopt(p, sts),
                            release=lambda p: self.pod_control.release(p, sts),
