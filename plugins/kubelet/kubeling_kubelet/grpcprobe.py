@@ -41,34 +41,33 @@ def _request(service: str) -> bytes:
     return b"\x00" + len(message).to_bytes(4, "big") + message
 
 
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    """The varint at ``data[i:]`` and the index after it."""
+    value = shift = 0
+    while True:
+        if i >= len(data):
+            raise ValueError("malformed health check response")
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, i
+
+
 def _status(message: bytes) -> int:
     """The ``status`` (field 1, varint) of a ``HealthCheckResponse``; 0 when absent."""
     i = 0
     status = 0
     while i < len(message):
-        key = message[i]
-        i += 1
+        key, i = _read_varint(message, i)
         field, wire = key >> 3, key & 7
-        value = shift = 0
         if wire == 0:
-            while True:
-                byte = message[i]
-                i += 1
-                value |= (byte & 0x7F) << shift
-                shift += 7
-                if not byte & 0x80:
-                    break
+            value, i = _read_varint(message, i)
             if field == 1:
                 status = value
         elif wire == 2:
-            length = shift = 0
-            while True:
-                byte = message[i]
-                i += 1
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                if not byte & 0x80:
-                    break
+            length, i = _read_varint(message, i)
             i += length
         else:
             raise ValueError("malformed health check response")
