@@ -98,7 +98,13 @@ def test_kubectl_autoscale_follows_cpu_use(top_cluster: NodeCluster) -> None:
             (d.get("status") or {}).get("readyReplicas") == wanted
 
     cluster.wait(lambda: replicas(3), timeout=60, what="scaled up to maxReplicas 3")
-    row = cluster.kubectl("get", "hpa", "scaler", "--no-headers").stdout.split()
+
+    def hpa_row() -> list[str] | None:
+        # the autoscaler reports the new count at its next evaluation
+        row = cluster.kubectl("get", "hpa", "scaler", "--no-headers").stdout.split()
+        return row if row[6:7] == ["3"] else None
+
+    row = cluster.wait(hpa_row, timeout=15, what="the HPA reporting 3 replicas")
     assert row[:2] == ["scaler", "Deployment/scaler"]
     assert row[2] == "cpu:" and re.fullmatch(r"\d+%/50%", row[3]) and \
         int(row[3].split("%")[0]) > 50
